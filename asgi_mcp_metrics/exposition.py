@@ -1,0 +1,375 @@
+"""One exposition core: auth, format negotiation, gzip, ``name[]`` filtering, multiprocess.
+
+``authorize`` and ``render`` know nothing about any web framework, so every adapter (a Starlette
+route, a Django view, a bare ASGI app) answers a scrape the same way. ``MetricsEndpoint`` is the
+ASGI app built on top of them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import gzip as gzip_module
+import hmac
+import inspect
+import logging
+import os
+import time
+from collections.abc import Awaitable, Callable, Iterator, Mapping, MutableMapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qs
+
+from prometheus_client import REGISTRY, CollectorRegistry
+from prometheus_client.exposition import choose_encoder
+from prometheus_client.metrics_core import Metric
+from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.registry import Collector
+
+__all__ = ["AuthCallable", "AuthResult", "Exposition", "MetricsEndpoint", "authorize", "render"]
+
+logger = logging.getLogger(__name__)
+
+AuthCallable = Callable[[Mapping[str, str]], "bool | Awaitable[bool]"]
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+REALM = "metrics"
+ALLOWED_METHODS = ("GET", "HEAD")
+DEFAULT_RENDER_OFFLOAD_SECONDS = 0.005
+# prometheus_client still honours the old lower-case spelling when writing, so read both.
+MULTIPROCESS_ENV_VARS = ("PROMETHEUS_MULTIPROC_DIR", "prometheus_multiproc_dir")
+
+
+@dataclass(frozen=True)
+class Exposition:
+    """A complete HTTP answer: status, raw header pairs and body."""
+
+    status: int
+    headers: list[tuple[bytes, bytes]]
+    body: bytes
+
+    @classmethod
+    def plain_text(
+        cls, status: int, text: str, extra_headers: Sequence[tuple[bytes, bytes]] = ()
+    ) -> Exposition:
+        body = text.encode("utf-8")
+        headers = [
+            (b"content-type", b"text/plain; charset=utf-8"),
+            (b"content-length", str(len(body)).encode("ascii")),
+            (b"cache-control", b"no-cache"),
+            *extra_headers,
+        ]
+        return cls(status, headers, body)
+
+
+@dataclass(frozen=True)
+class AuthResult:
+    """Outcome of the endpoint's auth check: 200 allowed, 401 no credentials, 403 refused."""
+
+    status: int
+    challenges: tuple[str, ...] = field(default=())
+
+    @property
+    def allowed(self) -> bool:
+        return self.status == 200
+
+    def denial(self) -> Exposition:
+        """The response to send when the request is not allowed."""
+        text = "Unauthorized\n" if self.status == 401 else "Forbidden\n"
+        challenge_headers = [(b"www-authenticate", c.encode("ascii")) for c in self.challenges]
+        return Exposition.plain_text(self.status, text, challenge_headers)
+
+
+async def authorize(
+    headers: Mapping[str, str],
+    *,
+    bearer_token: str | None,
+    basic_username: str | None,
+    basic_password: str | None,
+    auth: AuthCallable | None,
+) -> AuthResult:
+    """Allow the request when any configured check accepts it; no checks configured allows all.
+
+    ``headers`` has lower-case names. A user callable that raises counts as a refusal and is
+    logged, never raised. Missing credentials for a configured scheme get 401 with a challenge,
+    anything else that is refused gets 403.
+    """
+    basic = (basic_username, basic_password) if basic_username and basic_password else None
+    if bearer_token is None and basic is None and auth is None:
+        return AuthResult(200)
+    scheme, _, credentials = headers.get("authorization", "").strip().partition(" ")
+    scheme, credentials = scheme.lower(), credentials.strip()
+    if bearer_token is not None and scheme == "bearer" and _equal(credentials, bearer_token):
+        return AuthResult(200)
+    if basic is not None and scheme == "basic" and _basic_matches(credentials, *basic):
+        return AuthResult(200)
+    if auth is not None and await _call_auth(auth, headers):
+        return AuthResult(200)
+    challenges: tuple[str, ...] = (f'Bearer realm="{REALM}"',) if bearer_token is not None else ()
+    challenges += (f'Basic realm="{REALM}"',) if basic is not None else ()
+    if challenges and "authorization" not in headers:
+        return AuthResult(401, challenges)
+    return AuthResult(403)
+
+
+def _equal(given: str | bytes, expected: str) -> bool:
+    # Encode before comparing: compare_digest on bytes is constant-time for any content.
+    given_bytes = given.encode("utf-8") if isinstance(given, str) else given
+    return hmac.compare_digest(given_bytes, expected.encode("utf-8"))
+
+
+def _basic_matches(credentials: str, username: str, password: str) -> bool:
+    try:
+        decoded = base64.b64decode(credentials.encode("ascii"), validate=True)
+    except (binascii.Error, UnicodeEncodeError):
+        return False
+    given_user, separator, given_password = decoded.partition(b":")
+    # Both halves are always compared so timing does not reveal which one was wrong.
+    user_ok = _equal(given_user, username)
+    password_ok = _equal(given_password, password)
+    return bool(separator) and user_ok and password_ok
+
+
+async def _call_auth(auth: AuthCallable, headers: Mapping[str, str]) -> bool:
+    try:
+        verdict = auth(headers)
+        if inspect.isawaitable(verdict):
+            verdict = await verdict
+    except Exception:
+        logger.exception("metrics endpoint auth callable raised; request refused")
+        return False
+    # Only a real True opens the endpoint; a stray truthy object must not.
+    return verdict is True
+
+
+def render(
+    registry: Collector,
+    *,
+    accept: str,
+    accept_encoding: str,
+    names: Sequence[str],
+    gzip: bool,
+) -> Exposition:
+    """Render ``registry`` for one scrape.
+
+    With ``PROMETHEUS_MULTIPROC_DIR`` set (read now, not at import) the values written by all
+    worker processes are rendered instead of ``registry``.
+    """
+    source = _multiprocess_registry() or registry
+    encoder, content_type = choose_encoder(accept)
+    body = encoder(_NamedSamples(source, names) if names else source)
+    headers = [
+        (b"content-type", content_type.encode("ascii")),
+        (b"cache-control", b"no-cache"),
+        (b"vary", b"Accept, Accept-Encoding" if gzip else b"Accept"),
+    ]
+    if gzip and _accepts_gzip(accept_encoding):
+        body = gzip_module.compress(body)
+        headers.append((b"content-encoding", b"gzip"))
+    headers.append((b"content-length", str(len(body)).encode("ascii")))
+    return Exposition(200, headers, body)
+
+
+class _NamedSamples(Collector):
+    """Only the samples named in ``name[]``.
+
+    ``restricted_registry`` would skip collectors that cannot describe themselves, the
+    multiprocess collector among them, so the filter runs over a full collect instead.
+    """
+
+    def __init__(self, source: Collector, names: Sequence[str]) -> None:
+        self._source = source
+        self._names = frozenset(names)
+
+    def collect(self) -> Iterator[Metric]:
+        for metric in self._source.collect():
+            samples = [sample for sample in metric.samples if sample.name in self._names]
+            if samples:
+                kept = Metric(metric.name, metric.documentation, metric.type, metric.unit)
+                kept.samples = samples
+                yield kept
+
+
+def _multiprocess_registry() -> CollectorRegistry | None:
+    directory = next((os.environ[v] for v in MULTIPROCESS_ENV_VARS if os.environ.get(v)), None)
+    if directory is None:
+        return None
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry, path=directory)  # type: ignore[no-untyped-call]
+    return registry
+
+
+def _accepts_gzip(accept_encoding: str) -> bool:
+    for item in accept_encoding.split(","):
+        coding, *params = (part.strip() for part in item.split(";"))
+        if coding.lower() not in ("gzip", "*"):
+            continue
+        quality = next((p[2:] for p in params if p.lower().startswith("q=")), "1")
+        try:
+            return float(quality) > 0
+        except ValueError:
+            return False
+    return False
+
+
+class MetricsEndpoint:
+    """ASGI app that serves the exposition; the caller's router decides the path.
+
+    A render that took longer than ``render_offload_seconds`` makes the following renders run in
+    a worker thread, so a large registry does not stall the event loop; ``0`` always offloads.
+    """
+
+    def __init__(
+        self,
+        *,
+        registry: CollectorRegistry | None = None,
+        auth_bearer_token: str | None = None,
+        auth_basic_username: str | None = None,
+        auth_basic_password: str | None = None,
+        auth: AuthCallable | None = None,
+        gzip: bool = True,
+        render_offload_seconds: float = DEFAULT_RENDER_OFFLOAD_SECONDS,
+    ) -> None:
+        if registry is not None and not isinstance(registry, CollectorRegistry):
+            raise ValueError("registry must be a prometheus_client CollectorRegistry or None")
+        _check_bearer_token(auth_bearer_token)
+        _check_basic_credentials(auth_basic_username, auth_basic_password)
+        if auth is not None and not callable(auth):
+            raise ValueError("auth must be a callable taking the request headers, or None")
+        if not isinstance(gzip, bool):
+            raise ValueError(f"gzip must be a bool, got {type(gzip).__name__}")
+        _check_offload_seconds(render_offload_seconds)
+        self.registry = registry if registry is not None else REGISTRY
+        self._bearer_token = auth_bearer_token
+        self._basic_username = auth_basic_username
+        self._basic_password = auth_basic_password
+        self._auth = auth
+        self.gzip = gzip
+        self.render_offload_seconds = float(render_offload_seconds)
+        # Shared across requests on purpose: it is how long rendering this registry takes.
+        self._last_render_seconds = 0.0
+
+    def __repr__(self) -> str:
+        schemes = [
+            name
+            for name, configured in (
+                ("bearer", self._bearer_token is not None),
+                ("basic", self._basic_username is not None),
+                ("callable", self._auth is not None),
+            )
+            if configured
+        ]
+        return (
+            f"MetricsEndpoint(auth={schemes!r}, gzip={self.gzip!r}, "
+            f"render_offload_seconds={self.render_offload_seconds!r})"
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            answer = await self._answer(scope)
+            await send(
+                {"type": "http.response.start", "status": answer.status, "headers": answer.headers}
+            )
+            body = b"" if scope["method"] == "HEAD" else answer.body
+            await send({"type": "http.response.body", "body": body})
+        elif scope["type"] == "websocket":
+            await send({"type": "websocket.close", "code": 1000})
+        elif scope["type"] == "lifespan":
+            await _serve_lifespan(receive, send)
+
+    async def _answer(self, scope: Scope) -> Exposition:
+        if scope["method"] not in ALLOWED_METHODS:
+            allow = ", ".join(ALLOWED_METHODS).encode("ascii")
+            return Exposition.plain_text(405, "Method Not Allowed\n", [(b"allow", allow)])
+        headers = _header_map(scope["headers"])
+        verdict = await authorize(
+            headers,
+            bearer_token=self._bearer_token,
+            basic_username=self._basic_username,
+            basic_password=self._basic_password,
+            auth=self._auth,
+        )
+        if not verdict.allowed:
+            return verdict.denial()
+        query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+        names = query.get("name[]", [])
+        accept, accept_encoding = headers.get("accept", ""), headers.get("accept-encoding", "")
+        try:
+            if self._should_offload():
+                return await asyncio.to_thread(self._timed_render, accept, accept_encoding, names)
+            return self._timed_render(accept, accept_encoding, names)
+        except Exception:
+            logger.exception("rendering the metrics exposition failed")
+            return Exposition.plain_text(500, "Internal Server Error\n")
+
+    def _should_offload(self) -> bool:
+        threshold = self.render_offload_seconds
+        return threshold == 0 or self._last_render_seconds > threshold
+
+    def _timed_render(self, accept: str, accept_encoding: str, names: list[str]) -> Exposition:
+        started = time.perf_counter()
+        try:
+            return render(
+                self.registry,
+                accept=accept,
+                accept_encoding=accept_encoding,
+                names=names,
+                gzip=self.gzip,
+            )
+        finally:
+            self._last_render_seconds = time.perf_counter() - started
+
+
+def _header_map(raw_headers: Sequence[tuple[bytes, bytes]]) -> dict[str, str]:
+    # Repeated headers are joined as HTTP defines; a doubled Authorization then matches nothing.
+    headers: dict[str, str] = {}
+    for raw_name, raw_value in raw_headers:
+        name, value = raw_name.decode("latin-1").lower(), raw_value.decode("latin-1")
+        headers[name] = f"{headers[name]}, {value}" if name in headers else value
+    return headers
+
+
+async def _serve_lifespan(receive: Receive, send: Send) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+
+
+def _check_bearer_token(token: object) -> None:
+    if token is None:
+        return
+    if not isinstance(token, str):
+        raise ValueError(f"auth_bearer_token must be a str or None, got {type(token).__name__}")
+    if not token:
+        raise ValueError("auth_bearer_token must not be empty")
+    # A token has to survive a trip through an HTTP header unchanged.
+    if not all("!" <= char <= "~" for char in token):
+        raise ValueError("auth_bearer_token must be printable ASCII without spaces")
+
+
+def _check_basic_credentials(username: object, password: object) -> None:
+    for option, value in (("auth_basic_username", username), ("auth_basic_password", password)):
+        if value is not None and not isinstance(value, str):
+            raise ValueError(f"{option} must be a str or None, got {type(value).__name__}")
+        if value == "":
+            raise ValueError(f"{option} must not be empty")
+    if (username is None) != (password is None):
+        missing = "auth_basic_password" if password is None else "auth_basic_username"
+        raise ValueError(f"{missing} must be set together with the other auth_basic_* option")
+    if isinstance(username, str) and ":" in username:
+        raise ValueError("auth_basic_username must not contain ':'")
+
+
+def _check_offload_seconds(seconds: object) -> None:
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)):
+        raise ValueError(f"render_offload_seconds must be a number, got {type(seconds).__name__}")
+    if not 0 <= seconds < float("inf"):
+        raise ValueError("render_offload_seconds must be a finite number >= 0")

@@ -1,0 +1,74 @@
+"""A byte buffer with a hard cap, for teeing bodies we may want to parse.
+
+The middleware copies request-body chunks here as the application reads them, and
+collects JSON response bodies the same way. Parsing is best effort: once a body is
+larger than we are willing to hold, we give up on it (and say so through
+``overflowed``) instead of growing without bound.
+"""
+
+from __future__ import annotations
+
+
+class BoundedBuffer:
+    """Collects chunks up to ``max_bytes``; past that it keeps only the fact it overflowed."""
+
+    __slots__ = ("_chunks", "_max_bytes", "_size", "overflowed")
+
+    def __init__(self, max_bytes: int) -> None:
+        if max_bytes <= 0:
+            raise ValueError(f"max_bytes must be > 0, got {max_bytes}")
+        self._max_bytes = max_bytes
+        # A list of chunks rather than a bytearray: the common case is one chunk,
+        # and getvalue() can then hand that very object back without a copy.
+        self._chunks: list[bytes] = []
+        self._size = 0
+        self.overflowed = False
+
+    @property
+    def max_bytes(self) -> int:
+        return self._max_bytes
+
+    @property
+    def size(self) -> int:
+        """Bytes currently held (0 after an overflow)."""
+        return self._size
+
+    def feed(self, chunk: bytes) -> None:
+        if self.overflowed or not chunk:
+            return
+        size = self._size + len(chunk)
+        if size > self._max_bytes:
+            # Drop what we had: a truncated JSON document is useless to the parser,
+            # and releasing it early keeps the worst case at max_bytes per request.
+            self.overflowed = True
+            self._chunks = []
+            self._size = 0
+            return
+        if type(chunk) is not bytes:
+            # A caller may reuse a bytearray/memoryview after handing it to us.
+            chunk = bytes(chunk)
+        self._chunks.append(chunk)
+        self._size = size
+
+    def getvalue(self) -> bytes:
+        """Everything fed so far, or ``b""`` once the buffer has overflowed."""
+        chunks = self._chunks
+        if len(chunks) == 1:
+            return chunks[0]
+        joined = b"".join(chunks)
+        if len(chunks) > 1:
+            # Keep the joined form so repeated calls do not join again.
+            self._chunks = [joined]
+        return joined
+
+    def clear(self) -> None:
+        """Forget the content and the overflow flag, so the buffer can be reused."""
+        self._chunks = []
+        self._size = 0
+        self.overflowed = False
+
+    def __repr__(self) -> str:
+        return (
+            f"BoundedBuffer(size={self._size}, max_bytes={self._max_bytes}, "
+            f"overflowed={self.overflowed})"
+        )

@@ -1,0 +1,152 @@
+"""MCP facts carried in HTTP headers and the query string.
+
+Modern-era (2026-07-28) clients send ``Mcp-Method`` and ``Mcp-Name`` on every POST,
+which lets us label a request the application rejected before reading its body.
+Handshake-era servers put the session in ``Mcp-Session-Id``; the legacy HTTP+SSE
+transport puts it in the ``session_id`` query parameter.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Final
+from urllib.parse import unquote_plus
+
+INVALID_HEADER_VALUE: Final = "_invalid"
+"""What a malformed ``=?base64?...?=`` value decodes to: one fixed, label-safe value."""
+
+_SENTINEL_PREFIX: Final = b"=?base64?"
+_SENTINEL_SUFFIX: Final = b"?="
+_SENTINEL_MIN_LEN: Final = len(_SENTINEL_PREFIX) + len(_SENTINEL_SUFFIX)
+
+_WANTED: Final = frozenset(
+    {
+        b"mcp-method",
+        b"mcp-name",
+        b"mcp-protocol-version",
+        b"mcp-session-id",
+        b"accept",
+        b"content-type",
+        b"last-event-id",
+    }
+)
+
+
+@dataclass(slots=True)
+class McpHeaders:
+    """The headers the MCP metrics read; ``None`` when absent. Treat as read-only."""
+
+    method: str | None = None
+    name: str | None = None
+    """``Mcp-Name``, with the base64 sentinel decoded (see :func:`decode_header_value`)."""
+    protocol_version: str | None = None
+    session_id: str | None = None
+    accept: str | None = None
+    content_type: str | None = None
+    last_event_id: str | None = None
+
+
+def decode_header_value(raw: bytes | None) -> str | None:
+    """Decode an MCP header value that may use the ``=?base64?<b64>?=`` sentinel.
+
+    A plain value is returned as is (latin-1, as ASGI frameworks decode header
+    values). A sentinel value is decoded as base64 of UTF-8; when that fails —
+    bad alphabet or padding, non-canonical base64, invalid UTF-8 — the result is
+    :data:`INVALID_HEADER_VALUE`, so an attacker cannot mint label values through
+    garbage. The markers are case-sensitive: ``=?BASE64?...?=`` is a plain value.
+    ``None`` passes through, so ``decode_header_value(headers.get(...))`` works.
+    """
+    if raw is None:
+        return None
+    if (
+        len(raw) >= _SENTINEL_MIN_LEN
+        and raw.startswith(_SENTINEL_PREFIX)
+        and raw.endswith(_SENTINEL_SUFFIX)
+    ):
+        payload = raw[len(_SENTINEL_PREFIX) : -len(_SENTINEL_SUFFIX)]
+        try:
+            decoded = base64.b64decode(payload, validate=True)
+        except binascii.Error:
+            return INVALID_HEADER_VALUE
+        # validate=True still accepts non-zero padding bits; senders only emit the
+        # canonical form, and the SDK rejects anything else, so do we.
+        if base64.b64encode(decoded) != payload:
+            return INVALID_HEADER_VALUE
+        try:
+            return decoded.decode("utf-8")
+        except UnicodeDecodeError:
+            return INVALID_HEADER_VALUE
+    return raw.decode("latin-1")
+
+
+def mcp_request_headers(headers: Iterable[tuple[bytes, bytes]]) -> McpHeaders:
+    """Pick the MCP-relevant headers out of an ASGI header list in one pass.
+
+    Names match case-insensitively. The first occurrence wins, except ``Accept``,
+    whose repeated values are joined with ``", "`` as HTTP defines. Works on
+    response header lists too (``mcp-session-id``, ``content-type``).
+    """
+    found: dict[bytes, bytes] = {}
+    for raw_name, raw_value in headers:
+        name = raw_name
+        if name not in _WANTED:
+            # ASGI servers send lowercase names; only pay for lower() when needed.
+            if name.islower():
+                continue
+            name = name.lower()
+            if name not in _WANTED:
+                continue
+        if name in found:
+            if name == b"accept":
+                found[name] = found[name] + b", " + raw_value
+            continue
+        found[name] = raw_value
+
+    if not found:
+        return McpHeaders()
+    get = found.get
+    return McpHeaders(
+        method=_latin1(get(b"mcp-method")),
+        name=decode_header_value(get(b"mcp-name")),
+        protocol_version=_latin1(get(b"mcp-protocol-version")),
+        session_id=_latin1(get(b"mcp-session-id")),
+        accept=_latin1(get(b"accept")),
+        content_type=_latin1(get(b"content-type")),
+        last_event_id=_latin1(get(b"last-event-id")),
+    )
+
+
+def media_type(content_type: str | None) -> str | None:
+    """``"Application/JSON; charset=utf-8"`` → ``"application/json"``; ``None`` stays ``None``."""
+    if content_type is None:
+        return None
+    return content_type.partition(";")[0].strip().lower()
+
+
+def session_id_from_query(query_string: bytes | str) -> str | None:
+    """The ``session_id`` query parameter of the legacy HTTP+SSE transport.
+
+    Parsed the way Starlette parses ``request.query_params`` (latin-1, ``+`` as
+    space, UTF-8 percent-escapes, the last occurrence wins), so we see the id the
+    server sees. An empty value counts as absent.
+    """
+    if not query_string:
+        return None
+    text = query_string.decode("latin-1") if isinstance(query_string, bytes) else query_string
+    found: str | None = None
+    for part in text.split("&"):
+        key, _, value = part.partition("=")
+        if "%" in key or "+" in key:
+            key = unquote_plus(key)
+        if key == "session_id":
+            found = value
+    if not found:
+        return None
+    return unquote_plus(found) or None
+
+
+def _latin1(raw: bytes | None) -> str | None:
+    return None if raw is None else raw.decode("latin-1")

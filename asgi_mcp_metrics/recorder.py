@@ -1,0 +1,246 @@
+"""Binds the catalog to a ``prometheus_client`` registry and guards label values.
+
+One :class:`Recorder` exists per (registry, metric shape): building two middlewares, an
+endpoint and a dozen decorators on one registry reuses the same metric objects instead of
+failing with "Duplicated timeseries".  Label children are cached so that a hot path pays one
+dict look-up instead of ``labels()``'s lock and validation.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import weakref
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
+
+from ._version import __version__
+from .catalog import METRICS, MetricSpec
+
+logger = logging.getLogger("asgi_mcp_metrics")
+
+OTHER = "_OTHER"
+
+# Gauges that count live things are summed across workers in multiprocess mode; the
+# build-information gauges carry the same value in every worker.
+_GAUGE_MODES = {"asgi_mcp_metrics_info": "max", "build_info": "max"}
+
+
+class Family:
+    """A metric plus a cache of its label children (constant labels appended)."""
+
+    __slots__ = ("children", "const", "metric", "spec")
+
+    def __init__(self, spec: MetricSpec, metric: Any, const: tuple[str, ...]) -> None:
+        self.spec = spec
+        self.metric = metric
+        self.const = const
+        self.children: dict[tuple[str, ...], Any] = {}
+
+    def labels(self, *values: str) -> Any:
+        child = self.children.get(values)
+        if child is None:
+            child = self.metric.labels(*values, *self.const)
+            self.children[values] = child
+        return child
+
+
+class LabelGuard:
+    """Keeps one label's values bounded.
+
+    A value is kept when it is allowed (``allowed`` is None, or the value is in it, or
+    ``known`` says so) and fewer than ``cap`` distinct values have been kept so far; anything
+    else becomes ``_OTHER`` and the overflow is counted.
+    """
+
+    __slots__ = ("_lock", "admitted", "allowed", "cap", "label", "recorder")
+
+    def __init__(self, recorder: Recorder, label: str, cap: int,
+                 allowed: Iterable[str] | None = None) -> None:
+        self.recorder = recorder
+        self.label = label
+        self.cap = cap
+        self.allowed = frozenset(allowed) if allowed is not None else None
+        self.admitted: set[str] = set()
+        self._lock = threading.Lock()
+
+    def __call__(self, value: str, metric: str, *, known: bool = True) -> str:
+        if value in self.admitted or not value:
+            return value
+        if known and (self.allowed is None or value in self.allowed):
+            with self._lock:
+                if len(self.admitted) < self.cap:
+                    self.admitted.add(value)
+                    return value
+        self.recorder.label_overflow.labels(metric, self.label).inc()
+        return OTHER
+
+
+class Recorder:
+    """All metrics of the catalog on one registry, plus the label guards."""
+
+    def __init__(self, registry: CollectorRegistry, *, namespace: str = "",
+                 constant_labels: Mapping[str, str] | None = None,
+                 buckets: Mapping[str, tuple[float, ...]] | None = None,
+                 max_tool_names: int = 200, max_label_values: int = 100,
+                 identity_allowlist: Iterable[str] = (), max_identities: int = 50) -> None:
+        self.registry = registry
+        self.namespace = namespace
+        const = dict(constant_labels or {})
+        self.constant_labels = const
+        self.families: dict[str, Family] = {}
+        overrides = dict(buckets or {})
+        for spec in METRICS:
+            self.families[spec.name] = Family(
+                spec, _build(spec, registry, namespace, tuple(const), overrides),
+                tuple(const.values()))
+        self.label_overflow = self.families["asgi_mcp_metrics_label_overflow_total"]
+        self.internal_errors = self.families["asgi_mcp_metrics_internal_errors_total"]
+        self.callback_errors = self.families["asgi_mcp_metrics_callback_errors_total"]
+        self.parse_limits = self.families["asgi_mcp_metrics_parse_limit_total"]
+        self.families["asgi_mcp_metrics_info"].labels(__version__).set(1)
+
+        self.tool_names = LabelGuard(self, "gen_ai_tool_name", max_tool_names)
+        self.identities = LabelGuard(self, "identity", max_identities,
+                                     tuple(identity_allowlist) or None)
+        self._guards: dict[str, LabelGuard] = {}
+        self._max_label_values = max_label_values
+        # Tool names learned from tools/list results on the wire; bounded so that a hostile
+        # server response cannot grow it without limit.
+        self.learned_tools: set[str] = set()
+        self._max_learned = max(10 * max_tool_names, 1000)
+
+    def __getitem__(self, name: str) -> Family:
+        return self.families[name]
+
+    def guard(self, label: str) -> LabelGuard:
+        """The guard of a bounded label other than tool and identity (backend, rule, model...)."""
+        guard = self._guards.get(label)
+        if guard is None:
+            guard = self._guards.setdefault(
+                label, LabelGuard(self, label, self._max_label_values))
+        return guard
+
+    def learn_tools(self, names: Iterable[str]) -> None:
+        for name in names:
+            if len(self.learned_tools) >= self._max_learned:
+                break
+            self.learned_tools.add(name)
+
+    def tool_label(self, name: str | None, metric: str) -> str:
+        """A tool name as a label value: known tools only, capped, else ``_OTHER``."""
+        if not name:
+            return ""
+        from .known import is_known_tool  # a tiny module; avoids an import cycle
+
+        known = name in self.learned_tools or is_known_tool(name)
+        return self.tool_names(name, metric, known=known)
+
+    def internal_error(self, where: str) -> None:
+        """Record (and log) an error of ours that must not reach the application."""
+        logger.exception("asgi_mcp_metrics: internal error in %s (the request is unaffected)",
+                         where)
+        try:
+            self.internal_errors.labels(where).inc()
+        except Exception:  # pragma: no cover - the registry itself is broken
+            pass
+
+    def callback_error(self, callback: str) -> None:
+        logger.exception("asgi_mcp_metrics: user callable %s raised; recorded and ignored",
+                         callback)
+        self.callback_errors.labels(callback).inc()
+
+
+def _build(spec: MetricSpec, registry: CollectorRegistry, namespace: str,
+           const_names: tuple[str, ...], overrides: Mapping[str, tuple[float, ...]]) -> Any:
+    labels = (*spec.labels, *const_names)
+    if spec.kind == "counter":
+        name = spec.name[: -len("_total")]
+        return Counter(name, spec.help, labels, namespace=namespace, registry=registry)
+    if spec.kind == "gauge":
+        mode = _GAUGE_MODES.get(spec.name, "livesum")
+        return Gauge(spec.name, spec.help, labels, namespace=namespace, registry=registry,
+                     multiprocess_mode=mode)  # type: ignore[arg-type]
+    buckets = overrides.get(spec.buckets_option, spec.buckets) if spec.buckets_option else \
+        spec.buckets
+    return Histogram(spec.name, spec.help, labels, namespace=namespace, registry=registry,
+                     buckets=buckets)
+
+
+_recorders: weakref.WeakKeyDictionary[CollectorRegistry, dict[tuple[Any, ...], Recorder]] = (
+    weakref.WeakKeyDictionary())
+_lock = threading.Lock()
+
+
+def get_recorder(registry: CollectorRegistry | None = None, settings: Any = None) -> Recorder:
+    """The recorder for ``registry`` shaped by ``settings`` (a Settings object or None).
+
+    Idempotent: the same registry and the same metric-shaping settings give the same recorder.
+    Two different shapes under one namespace on one registry cannot coexist (Prometheus would
+    see one name with two definitions), so that raises an error naming the differing option.
+    """
+    registry = REGISTRY if registry is None else registry
+    shape = _shape(settings)
+    with _lock:
+        per_registry = _recorders.setdefault(registry, {})
+        recorder = per_registry.get(shape)
+        if recorder is not None:
+            return recorder
+        for other in per_registry:
+            if other[0] == shape[0]:
+                raise ValueError(_shape_conflict(other, shape))
+        recorder = Recorder(registry, **_recorder_options(settings))
+        per_registry[shape] = recorder
+        return recorder
+
+
+_SHAPE_FIELDS = ("namespace", "constant_labels", "request_duration_buckets",
+                 "stream_duration_buckets", "operation_duration_buckets",
+                 "session_duration_buckets", "max_tool_names", "max_label_values",
+                 "identity_allowlist", "max_identities")
+
+
+def _shape(settings: Any) -> tuple[Any, ...]:
+    if settings is None:
+        from .config import Settings
+
+        settings = Settings()
+    values = []
+    for field in _SHAPE_FIELDS:
+        value = getattr(settings, field)
+        if isinstance(value, Mapping):
+            value = tuple(sorted(value.items()))
+        values.append(value)
+    return tuple(values)
+
+
+def _shape_conflict(old: tuple[Any, ...], new: tuple[Any, ...]) -> str:
+    for field, a, b in zip(_SHAPE_FIELDS, old, new):
+        if a != b:
+            return (f"{field}: this registry already holds asgi_mcp_metrics metrics built with "
+                    f"{field}={a!r}; a second instrumentation asked for {b!r}. Use the same "
+                    f"value, another namespace, or another registry.")
+    return "conflicting settings for one registry"  # pragma: no cover
+
+
+def _recorder_options(settings: Any) -> dict[str, Any]:
+    if settings is None:
+        from .config import Settings
+
+        settings = Settings()
+    return {
+        "namespace": settings.namespace,
+        "constant_labels": dict(settings.constant_labels),
+        "buckets": {
+            "request_duration_buckets": tuple(settings.request_duration_buckets),
+            "stream_duration_buckets": tuple(settings.stream_duration_buckets),
+            "operation_duration_buckets": tuple(settings.operation_duration_buckets),
+            "session_duration_buckets": tuple(settings.session_duration_buckets),
+        },
+        "max_tool_names": settings.max_tool_names,
+        "max_label_values": settings.max_label_values,
+        "identity_allowlist": tuple(settings.identity_allowlist),
+        "max_identities": settings.max_identities,
+    }

@@ -1,0 +1,45 @@
+"""Starlette / FastAPI adapter: one call adds the middleware and serves the endpoint.
+
+.. code-block:: python
+
+    from asgi_mcp_metrics.starlette import instrument
+
+    app = Starlette(routes=[...])
+    instrument(app)          # MetricsMiddleware + GET /metrics
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+from prometheus_client import CollectorRegistry
+from starlette.applications import Starlette
+from starlette.routing import Route
+
+from .config import Settings
+from .exposition import MetricsEndpoint
+from .middleware import MetricsMiddleware
+
+AppT = TypeVar("AppT", bound=Starlette)
+
+
+def instrument(app: AppT, *, registry: CollectorRegistry | None = None,
+               settings: Settings | None = None, expose: bool = True, **options: Any) -> AppT:
+    """Add :class:`MetricsMiddleware` to ``app`` and serve the metrics at ``metrics_path``.
+
+    The endpoint route goes first in the routing table, so a ``Mount("/", ...)`` (which matches
+    every path) cannot shadow it.  ``expose=False`` only adds the middleware, for apps that
+    serve the metrics elsewhere (another port, another app).  Changes ``app`` in place and
+    returns it.
+    """
+    if settings is None:
+        settings = Settings.load(overrides=options)
+    elif options:
+        settings = settings.replace(**options)
+    app.add_middleware(MetricsMiddleware, registry=registry, settings=settings)
+    if expose:
+        endpoint = MetricsEndpoint.from_settings(settings, registry=registry)
+        # An ASGI app as endpoint (not a function): Starlette hands it every method, and the
+        # endpoint answers 405 with an Allow header itself.
+        app.router.routes.insert(0, Route(settings.metrics_path, endpoint, name="metrics"))
+    return app
