@@ -626,7 +626,7 @@ def _reject_unknown(values: Mapping[str, object], source: _Source) -> None:
     allowed = tuple(_FIELDS) if source.programmatic else _FILE_OPTIONS
     for key in values:
         if not isinstance(key, str):
-            raise ConfigError(source.locate(repr(key)), "option names must be strings")
+            raise ConfigError(source.locate(str(key)), f"option names must be strings, got {key!r}")
         if key in allowed:
             continue
         if key in _FIELDS:

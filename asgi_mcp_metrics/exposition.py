@@ -159,7 +159,8 @@ def render(
     With ``PROMETHEUS_MULTIPROC_DIR`` set (read now, not at import) the values written by all
     worker processes are rendered instead of ``registry``.
     """
-    source = _multiprocess_registry() or registry
+    multiprocess = _multiprocess_registry()
+    source = registry if multiprocess is None else multiprocess
     encoder, content_type = choose_encoder(accept)
     body = encoder(_NamedSamples(source, names) if names else source)
     headers = [
@@ -204,16 +205,16 @@ def _multiprocess_registry() -> CollectorRegistry | None:
 
 
 def _accepts_gzip(accept_encoding: str) -> bool:
+    # An explicit "gzip" entry wins over "*"; "q=0" (or a q we cannot read) means "not this one".
+    qualities: dict[str, float] = {}
     for item in accept_encoding.split(","):
         coding, *params = (part.strip() for part in item.split(";"))
-        if coding.lower() not in ("gzip", "*"):
-            continue
         quality = next((p[2:] for p in params if p.lower().startswith("q=")), "1")
         try:
-            return float(quality) > 0
+            qualities.setdefault(coding.lower(), float(quality))
         except ValueError:
-            return False
-    return False
+            qualities.setdefault(coding.lower(), 0.0)
+    return qualities.get("gzip", qualities.get("*", 0.0)) > 0
 
 
 class MetricsEndpoint:
@@ -254,15 +255,8 @@ class MetricsEndpoint:
         self._last_render_seconds = 0.0
 
     def __repr__(self) -> str:
-        schemes = [
-            name
-            for name, configured in (
-                ("bearer", self._bearer_token is not None),
-                ("basic", self._basic_username is not None),
-                ("callable", self._auth is not None),
-            )
-            if configured
-        ]
+        configured = (("bearer", self._bearer_token), ("basic", self._basic_username))
+        schemes = [name for name, value in (*configured, ("callable", self._auth)) if value]
         return (
             f"MetricsEndpoint(auth={schemes!r}, gzip={self.gzip!r}, "
             f"render_offload_seconds={self.render_offload_seconds!r})"

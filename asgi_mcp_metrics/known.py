@@ -21,5 +21,5 @@ def declare_tool(name: str) -> None:
             _known_tools.add(name)
 
 
-def is_known_tool(name: str) -> bool:
+def is_declared_tool(name: str) -> bool:
     return name in _known_tools

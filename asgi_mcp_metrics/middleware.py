@@ -24,6 +24,10 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
+#: Set on every scope the middleware measures, so inner layers (the Django middleware, the
+#: mcp SDK adapter) know the request is already counted.
+OBSERVED_KEY = "asgi_mcp_metrics.observed"
+
 #: An app (or a route) can mark its response as a stream by setting this scope key to a stream
 #: kind before it sends ``http.response.start``; see :func:`mark_stream`.
 STREAM_KEY = "asgi_mcp_metrics.stream"
@@ -41,6 +45,9 @@ def mark_stream(scope: Scope, kind: str = "stream") -> None:
 class ExchangeObserver(Protocol):
     """What a protocol observer (the MCP tracker) sees of one HTTP exchange."""
 
+    #: A more specific stream kind learned from the body (e.g. a legacy MCP /sse stream).
+    stream_kind: str | None
+
     def request_body(self, chunk: bytes, more_body: bool) -> None: ...
 
     def response_start(self, status: int, headers: Sequence[tuple[bytes, bytes]]) -> str | None:
@@ -55,6 +62,9 @@ class ExchangeObserver(Protocol):
 
 class ObserverFactory(Protocol):
     def observe(self, scope: Scope, started: float) -> ExchangeObserver | None: ...
+
+    def shutdown(self) -> None:
+        """The app's lifespan ended: whatever is still open ends now."""
 
 
 class MetricsMiddleware:
@@ -115,8 +125,22 @@ class MetricsMiddleware:
             await _Exchange(self, scope).run(receive, send)
         elif kind == "websocket":
             await _WebSocket(self, scope).run(receive, send)
+        elif kind == "lifespan" and self._observers:
+            await self._lifespan(scope, receive, send)
         else:
             await self.app(scope, receive, send)
+
+    async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async def watch_send(message: Message) -> None:
+            if message.get("type") in ("lifespan.shutdown.complete", "lifespan.shutdown.failed"):
+                for factory in self._observers:
+                    try:
+                        factory.shutdown()
+                    except Exception:
+                        self.recorder.internal_error("shutdown")
+            await send(message)
+
+        await self.app(scope, receive, watch_send)
 
 
 class _Exchange:
@@ -129,6 +153,7 @@ class _Exchange:
     def __init__(self, mw: MetricsMiddleware, scope: Scope) -> None:
         self.mw = mw
         self.scope = scope
+        scope[OBSERVED_KEY] = True
         self.started = perf_counter()
         method = scope["method"]
         self.method = method if method in _KNOWN_METHODS else "_OTHER"
@@ -198,8 +223,11 @@ class _Exchange:
                     if not self.first_byte:
                         self.first_byte = perf_counter()
                 final = not message.get("more_body", False)
-                for observer in self.observers:
-                    observer.response_body(body, not final)
+                if self.observers:
+                    for observer in self.observers:
+                        observer.response_body(body, not final)
+                    if self.stream_kind is not None:
+                        self._refine_stream()
             elif kind == "http.response.start":
                 self._start(message)
             elif kind in _FINAL_EXTENSIONS:
@@ -246,6 +274,15 @@ class _Exchange:
         self.active.dec()
         self.route = self._route()
         self.mw._streams_active.labels(self.route, kind).inc()
+
+    def _refine_stream(self) -> None:
+        for observer in self.observers:
+            kind = observer.stream_kind
+            if kind is not None and kind != self.stream_kind:
+                gauge = self.mw._streams_active
+                gauge.labels(self.route, self.stream_kind).dec()
+                gauge.labels(self.route, kind).inc()
+                self.stream_kind = kind
 
     def _route(self) -> str:
         return route_label(self.scope, self.root_path, self.status)
@@ -310,6 +347,7 @@ class _WebSocket:
     def __init__(self, mw: MetricsMiddleware, scope: Scope) -> None:
         self.mw = mw
         self.scope = scope
+        scope[OBSERVED_KEY] = True
         self.started = perf_counter()
         self.accepted = False
         self.closed_by_client = False

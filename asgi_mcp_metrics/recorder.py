@@ -133,9 +133,9 @@ class Recorder:
         """A tool name as a label value: known tools only, capped, else ``_OTHER``."""
         if not name:
             return ""
-        from .known import is_known_tool  # a tiny module; avoids an import cycle
+        from .known import is_declared_tool  # a tiny module; avoids an import cycle
 
-        known = name in self.learned_tools or is_known_tool(name)
+        known = name in self.learned_tools or is_declared_tool(name)
         return self.tool_names(name, metric, known=known)
 
     def internal_error(self, where: str) -> None:

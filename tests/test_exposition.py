@@ -233,7 +233,9 @@ async def test_other_accept_headers_get_the_text_format(
 # --- gzip --------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("accept_encoding", ["gzip", "deflate, gzip;q=0.5", "br, *"])
+@pytest.mark.parametrize(
+    "accept_encoding", ["gzip", "deflate, gzip;q=0.5", "br, *", "*;q=0, GZIP;q=1"]
+)
 async def test_gzip_round_trip(registry: CollectorRegistry, accept_encoding: str) -> None:
     reply = await call(
         MetricsEndpoint(registry=registry), headers=[("Accept-Encoding", accept_encoding)]
@@ -245,7 +247,9 @@ async def test_gzip_round_trip(registry: CollectorRegistry, accept_encoding: str
     assert gzip.decompress(reply.body).decode() == FIXED_TEXT
 
 
-@pytest.mark.parametrize("accept_encoding", ["identity", "deflate, br", "gzip;q=0", "gzip;q=x"])
+@pytest.mark.parametrize(
+    "accept_encoding", ["", "identity", "deflate, br", "gzip;q=0", "gzip;q=x", "gzip;q=0.0, *"]
+)
 async def test_no_gzip_unless_accepted(registry: CollectorRegistry, accept_encoding: str) -> None:
     reply = await call(
         MetricsEndpoint(registry=registry), headers=[("Accept-Encoding", accept_encoding)]

@@ -33,7 +33,7 @@ SERVER_START_TIMEOUT_SECONDS = 10.0
 def serving(app: Any) -> Iterator[str]:
     """Run ``app`` under uvicorn in a thread on a free port; yield its base URL.
 
-    ``lifespan="on"`` makes start-up fail loudly if the app mishandles the lifespan protocol.
+    ``lifespan="on"``: an app that raises on, or never completes, lifespan start-up fails here.
     """
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     listener.bind(("127.0.0.1", 0))
