@@ -1,0 +1,94 @@
+"""A real Prometheus server scrapes the demo app and answers the operators' PromQL."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from ..promtool import running_in_ci
+from .servers import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def prometheus_binary() -> str:
+    binary = shutil.which("prometheus")
+    if binary is None:
+        if running_in_ci():
+            pytest.fail("prometheus not installed (apt-get install -y prometheus); required in CI")
+        pytest.skip("prometheus not installed")
+    return binary
+
+
+def query(base: str, promql: str) -> list[dict[str, Any]]:
+    response = httpx.get(f"{base}/api/v1/query", params={"query": promql}, timeout=5)
+    response.raise_for_status()
+    result: list[dict[str, Any]] = response.json()["data"]["result"]
+    return result
+
+
+def scalar(base: str, promql: str) -> float | None:
+    result = query(base, promql)
+    return float(result[0]["value"][1]) if result else None
+
+
+def wait_for(base: str, promql: str, ok: Any, timeout: float = 60) -> float:
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            last = scalar(base, promql)
+        except httpx.HTTPError:
+            last = None
+        if last is not None and ok(last):
+            return last
+        time.sleep(1)
+    raise AssertionError(f"{promql} never satisfied the condition; last value {last}")
+
+
+def test_prometheus_scrapes_the_demo_and_answers_promql(tmp_path: Path) -> None:
+    binary = prometheus_binary()
+    app_port, prom_port = free_port(), free_port()
+    config = tmp_path / "prometheus.yml"
+    config.write_text(
+        "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
+        "scrape_configs:\n  - job_name: demo\n    static_configs:\n"
+        f"      - targets: ['127.0.0.1:{app_port}']\n")
+    demo = subprocess.Popen([sys.executable, str(ROOT / "examples" / "demo.py"), "--port",
+                             str(app_port), "--duration", "120"], cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    prometheus = subprocess.Popen(
+        [binary, f"--config.file={config}", f"--storage.tsdb.path={tmp_path / 'data'}",
+         f"--web.listen-address=127.0.0.1:{prom_port}"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{prom_port}"
+    try:
+        wait_for(base, 'up{job="demo"}', lambda v: v == 1)
+        wait_for(base, 'sum(mcp_tool_calls_total{gen_ai_tool_name="flaky"})', lambda v: v >= 12)
+        # Throughput by tool.
+        rates = query(base, "sum by (gen_ai_tool_name) (rate(mcp_tool_calls_total[20s]))")
+        assert {r["metric"]["gen_ai_tool_name"] for r in rates} >= {"add", "search", "flaky"}
+        # p95 of the slow tool: it sleeps 20-300 ms, so p95 falls in the (0.2, 0.5] bucket.
+        p95 = wait_for(base, 'histogram_quantile(0.95, sum by (le) (rate('
+                       'mcp_server_operation_duration_seconds_bucket{gen_ai_tool_name="search"}'
+                       '[30s])))', lambda v: v == v)  # not NaN
+        assert 0.2 < p95 <= 0.5
+        # Error ratio of the flaky tool: every fourth call fails inside an HTTP 200.
+        ratio = scalar(base, 'sum(mcp_tool_calls_total{gen_ai_tool_name="flaky",'
+                             'outcome="tool_error"}) / sum(mcp_tool_calls_total'
+                             '{gen_ai_tool_name="flaky"})')
+        assert ratio is not None and 0.15 <= ratio <= 0.35
+        # Sessions are live while the demo client runs.
+        assert (scalar(base, "sum(mcp_server_sessions_active)") or 0) >= 1
+    finally:
+        prometheus.terminate()
+        demo.terminate()
+        prometheus.wait(20)
+        demo.wait(20)
