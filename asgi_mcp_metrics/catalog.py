@@ -117,7 +117,8 @@ METRICS: tuple[MetricSpec, ...] = (
     _g("mcp_server_sessions_active", "Open MCP sessions (handshake era) seen on the wire.",
        ("transport",), layer="mcp"),
     _c("mcp_server_sessions_started_total",
-       "MCP sessions started: a 2xx initialize that carried a session id, or a legacy /sse connect.",
+       "MCP sessions started: a 2xx initialize that carried a session id, or a legacy /sse "
+       "connect.",
        ("transport",), layer="mcp"),
     _c("mcp_server_sessions_ended_total", "MCP sessions that ended, by why they ended.",
        ("transport", "end_reason"), layer="mcp"),
@@ -235,8 +236,8 @@ def render_markdown() -> str:
         for spec in METRICS:
             if spec.layer != layer:
                 continue
-            labels = ", ".join(f"`{label}`" for label in spec.labels) or "–"
-            buckets = ", ".join(f"{b:g}" for b in spec.buckets) if spec.buckets else "–"
+            labels = ", ".join(f"`{label}`" for label in spec.labels) or "-"
+            buckets = ", ".join(f"{b:g}" for b in spec.buckets) if spec.buckets else "-"
             if spec.buckets_option:
                 buckets += f" (option `{spec.buckets_option}`)"
             lines.append(f"| `{spec.name}` | {spec.kind} | {labels} | {buckets} | {spec.help} |")

@@ -155,16 +155,17 @@ def _string(expected: str, accept: Callable[[str], bool] = lambda text: True) ->
     return _Kind(expected, convert, parse_text=lambda text: text)
 
 
-def _optional_string() -> _Kind:
+def _optional_string(expected: str = "a non-empty string",
+                     accept: Callable[[str], bool] = lambda text: True) -> _Kind:
     def convert(value: object) -> str | None:
         if value is None:
             return None
-        if not isinstance(value, str) or not value:
+        if not isinstance(value, str) or not value or not accept(value):
             raise _Rejected
         return value
 
     # An empty variable is how container environments spell "unset".
-    return _Kind("a non-empty string", convert, parse_text=lambda text: text or None)
+    return _Kind(expected, convert, parse_text=lambda text: text or None)
 
 
 def _integer(minimum: int) -> _Kind:
@@ -334,6 +335,11 @@ _NON_EMPTY_STRINGS = _strings("non-empty strings", bool)
 _LOGGER_NAME = _string("a non-empty logger name", bool)
 _ANY_STRING = _string("a string")
 _SECRET = _optional_string()
+# A token has to survive a trip through an HTTP header unchanged.
+_BEARER_TOKEN = _optional_string("a non-empty string of printable ASCII without spaces",
+                          lambda text: all("!" <= char <= "~" for char in text))
+_USERNAME = _optional_string("a non-empty string without ':'",
+                             lambda text: ":" not in text)
 _BUCKETS = _buckets()
 _LABELS = _labels()
 _SECONDS = _seconds()
@@ -473,7 +479,7 @@ class Settings:
     auth_bearer_token: str | None = field(
         default=None,
         metadata=_meta(
-            _SECRET,
+            _BEARER_TOKEN,
             "Bearer token required to read the metrics endpoint. Secret: never shown.",
             secret=True,
         ),
@@ -481,7 +487,7 @@ class Settings:
     auth_basic_username: str | None = field(
         default=None,
         metadata=_meta(
-            _SECRET,
+            _USERNAME,
             "Basic-auth user name for the metrics endpoint; set together with the password.",
             secret=True,
         ),
@@ -519,8 +525,9 @@ class Settings:
         hash=False,
         metadata=_meta(
             _CALLABLE,
-            "Callable deciding whether a scrape may read the metrics; gets the ASGI scope and "
-            "returns a bool (or an awaitable of one).",
+            "Callable deciding whether a scrape may read the metrics; gets the request headers "
+            "(a mapping with lower-case names) and returns a bool (or an awaitable of one).",
+            secret=True,
         ),
     )
     identity_resolver: IdentityResolver | None = field(

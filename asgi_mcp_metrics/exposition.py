@@ -16,7 +16,7 @@ import inspect
 import logging
 import os
 import time
-from collections.abc import Awaitable, Callable, Iterator, Mapping, MutableMapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs
@@ -27,15 +27,14 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
+from .config import Settings
+from .types import Receive, Scope, Send
+
 __all__ = ["AuthCallable", "AuthResult", "Exposition", "MetricsEndpoint", "authorize", "render"]
 
 logger = logging.getLogger(__name__)
 
 AuthCallable = Callable[[Mapping[str, str]], "bool | Awaitable[bool]"]
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
 
 REALM = "metrics"
 ALLOWED_METHODS = ("GET", "HEAD")
@@ -224,26 +223,23 @@ class MetricsEndpoint:
     a worker thread, so a large registry does not stall the event loop; ``0`` always offloads.
     """
 
-    def __init__(
-        self,
-        *,
-        registry: CollectorRegistry | None = None,
-        auth_bearer_token: str | None = None,
-        auth_basic_username: str | None = None,
-        auth_basic_password: str | None = None,
-        auth: AuthCallable | None = None,
-        gzip: bool = True,
-        render_offload_seconds: float = DEFAULT_RENDER_OFFLOAD_SECONDS,
-    ) -> None:
+    def __init__(self, *, registry: CollectorRegistry | None = None,
+                 settings: Settings | None = None, **options: Any) -> None:
+        """Options as for every adapter (see ``docs/configuration.md``); the ones used here are
+        ``auth_bearer_token``, ``auth_basic_username``/``auth_basic_password``, ``auth``,
+        ``gzip`` and ``render_offload_seconds``."""
         if registry is not None and not isinstance(registry, CollectorRegistry):
             raise ValueError("registry must be a prometheus_client CollectorRegistry or None")
-        _check_bearer_token(auth_bearer_token)
-        _check_basic_credentials(auth_basic_username, auth_basic_password)
-        if auth is not None and not callable(auth):
-            raise ValueError("auth must be a callable taking the request headers, or None")
-        if not isinstance(gzip, bool):
-            raise ValueError(f"gzip must be a bool, got {type(gzip).__name__}")
-        _check_offload_seconds(render_offload_seconds)
+        if settings is None:
+            settings = Settings.load(overrides=options)
+        elif options:
+            settings = settings.replace(**options)
+        auth_bearer_token = settings.auth_bearer_token
+        auth_basic_username = settings.auth_basic_username
+        auth_basic_password = settings.auth_basic_password
+        auth = settings.auth
+        gzip = settings.gzip
+        render_offload_seconds = settings.render_offload_seconds
         self.registry = registry if registry is not None else REGISTRY
         self._bearer_token = auth_bearer_token
         self._basic_username = auth_basic_username
@@ -335,35 +331,3 @@ async def _serve_lifespan(receive: Receive, send: Send) -> None:
         elif message["type"] == "lifespan.shutdown":
             await send({"type": "lifespan.shutdown.complete"})
             return
-
-
-def _check_bearer_token(token: object) -> None:
-    if token is None:
-        return
-    if not isinstance(token, str):
-        raise ValueError(f"auth_bearer_token must be a str or None, got {type(token).__name__}")
-    if not token:
-        raise ValueError("auth_bearer_token must not be empty")
-    # A token has to survive a trip through an HTTP header unchanged.
-    if not all("!" <= char <= "~" for char in token):
-        raise ValueError("auth_bearer_token must be printable ASCII without spaces")
-
-
-def _check_basic_credentials(username: object, password: object) -> None:
-    for option, value in (("auth_basic_username", username), ("auth_basic_password", password)):
-        if value is not None and not isinstance(value, str):
-            raise ValueError(f"{option} must be a str or None, got {type(value).__name__}")
-        if value == "":
-            raise ValueError(f"{option} must not be empty")
-    if (username is None) != (password is None):
-        missing = "auth_basic_password" if password is None else "auth_basic_username"
-        raise ValueError(f"{missing} must be set together with the other auth_basic_* option")
-    if isinstance(username, str) and ":" in username:
-        raise ValueError("auth_basic_username must not contain ':'")
-
-
-def _check_offload_seconds(seconds: object) -> None:
-    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)):
-        raise ValueError(f"render_offload_seconds must be a number, got {type(seconds).__name__}")
-    if not 0 <= seconds < float("inf"):
-        raise ValueError("render_offload_seconds must be a finite number >= 0")

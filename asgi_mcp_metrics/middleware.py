@@ -8,7 +8,7 @@ state lives in one small :class:`_Exchange` object per request.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, MutableMapping, Sequence
+from collections.abc import Sequence
 from time import perf_counter
 from typing import Any, Protocol
 
@@ -17,12 +17,7 @@ from prometheus_client import CollectorRegistry
 from .config import Settings
 from .recorder import Recorder, get_recorder
 from .routing import route_label
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+from .types import ASGIApp, Message, Receive, Scope, Send
 
 #: Set on every scope the middleware measures, so inner layers (the Django middleware, the
 #: mcp SDK adapter) know the request is already counted.

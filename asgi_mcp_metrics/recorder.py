@@ -8,6 +8,7 @@ dict look-up instead of ``labels()``'s lock and validation.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import weakref
@@ -18,6 +19,7 @@ from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histo
 
 from ._version import __version__
 from .catalog import METRICS, MetricSpec
+from .known import is_declared_tool
 
 logger = logging.getLogger("asgi_mcp_metrics")
 
@@ -133,8 +135,6 @@ class Recorder:
         """A tool name as a label value: known tools only, capped, else ``_OTHER``."""
         if not name:
             return ""
-        from .known import is_declared_tool  # a tiny module; avoids an import cycle
-
         known = name in self.learned_tools or is_declared_tool(name)
         return self.tool_names(name, metric, known=known)
 
@@ -142,10 +142,8 @@ class Recorder:
         """Record (and log) an error of ours that must not reach the application."""
         logger.exception("asgi_mcp_metrics: internal error in %s (the request is unaffected)",
                          where)
-        try:
+        with contextlib.suppress(Exception):  # the registry itself is broken: nothing to do
             self.internal_errors.labels(where).inc()
-        except Exception:  # pragma: no cover - the registry itself is broken
-            pass
 
     def callback_error(self, callback: str) -> None:
         logger.exception("asgi_mcp_metrics: user callable %s raised; recorded and ignored",
@@ -217,7 +215,7 @@ def _shape(settings: Any) -> tuple[Any, ...]:
 
 
 def _shape_conflict(old: tuple[Any, ...], new: tuple[Any, ...]) -> str:
-    for field, a, b in zip(_SHAPE_FIELDS, old, new):
+    for field, a, b in zip(_SHAPE_FIELDS, old, new, strict=True):
         if a != b:
             return (f"{field}: this registry already holds asgi_mcp_metrics metrics built with "
                     f"{field}={a!r}; a second instrumentation asked for {b!r}. Use the same "

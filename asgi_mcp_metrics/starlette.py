@@ -38,7 +38,7 @@ def instrument(app: AppT, *, registry: CollectorRegistry | None = None,
         settings = settings.replace(**options)
     app.add_middleware(MetricsMiddleware, registry=registry, settings=settings)
     if expose:
-        endpoint = MetricsEndpoint.from_settings(settings, registry=registry)
+        endpoint = MetricsEndpoint(registry=registry, settings=settings)
         # An ASGI app as endpoint (not a function): Starlette hands it every method, and the
         # endpoint answers 405 with an Allow header itself.
         app.router.routes.insert(0, Route(settings.metrics_path, endpoint, name="metrics"))

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import logging
 import random
 import sys
 import threading
@@ -21,6 +22,7 @@ from collections.abc import AsyncIterator
 import uvicorn
 from mcp import Client
 from mcp.server import MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, StreamingResponse
 from starlette.routing import Route
@@ -47,7 +49,7 @@ async def search(query: str) -> list[str]:
 def flaky(n: int) -> str:
     """Fails for every multiple of four: a tool error inside an HTTP 200."""
     if n % 4 == 0:
-        raise ValueError(f"{n} is a multiple of four")
+        raise ToolError(f"{n} is a multiple of four")
     return "fine"
 
 
@@ -104,6 +106,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, default=0,
                         help="stop after this many seconds (0: run until Ctrl-C)")
     args = parser.parse_args(argv)
+    # Keep the terminal for what matters here: the SDK and the HTTP client log every call.
+    for noisy in ("mcp", "httpx", "httpx2", "uvicorn.error"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
 
     server = uvicorn.Server(uvicorn.Config(build_app(), host=args.host, port=args.port,
                                            log_level="warning"))

@@ -37,7 +37,10 @@ def request_route(request: HttpRequest) -> str | None:
 
 @lru_cache(maxsize=1024)
 def route_template(pattern: str) -> str:
-    """``api/items/<int:id>`` -> ``/api/items/{id}``; ``^items/(?P<pk>\\d+)/$`` -> ``/items/{pk}/``."""
+    """``api/items/<int:id>`` -> ``/api/items/{id}``, ``^items/(?P<pk>\\d+)/$`` -> ``/items/{pk}/``.
+
+    Cached: a project has a fixed set of patterns.
+    """
     body = _strip_anchors(pattern)
     template = _Rewriter(body).rewrite()
     return template if template.startswith("/") else "/" + template

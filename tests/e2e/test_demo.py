@@ -39,6 +39,8 @@ def test_demo_serves_tool_metrics_within_seconds() -> None:
     try:
         assert proc.stdout is not None
         first = proc.stdout.readline()
+        while first and not first.startswith("MCP endpoint:"):
+            first = proc.stdout.readline()
         assert first.startswith("MCP endpoint: http://127.0.0.1:"), first
         url = f"http://127.0.0.1:{port}/metrics"
         deadline = time.monotonic() + 20

@@ -1,0 +1,317 @@
+"""Throughput under uvicorn: one server process per variant, load from another process.
+
+All servers start first and stay up; every round then loads each of them in turn, in a new
+random order, for the same time with the same number of keep-alive connections.  The load
+generator is ``wrk`` when it is installed, else :mod:`loadgen`.  Every run is bounded in time
+and in request count, and every address is 127.0.0.1.
+
+At the end each server is asked (outside its instrumentation) how many requests it recorded;
+that must match what the load generator completed, give or take the requests still in flight
+when a run stopped, or the benchmark fails.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import json
+import os
+import random
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from loadgen import RESULT_MARKER
+from serve import APP_ENV, MCP_PARSING_ENV, RECORDED_PATH, VARIANT_ENV
+
+BENCH_DIR = Path(__file__).resolve().parent
+HOST = "127.0.0.1"
+#: Ceiling on requests per load run: bounds each run by count as well as by time.
+MAX_REQUESTS_PER_RUN = 2_000_000
+
+_WRK_SCRIPT = """\
+wrk.method = "{method}"
+{body}
+{headers}
+function done(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    '{marker}{{"requests":%d,"duration_us":%d,"errors":%d,"bad_status":%d,'
+    .. '"p50_us":%d,"p99_us":%d}}\\n',
+    summary.requests, summary.duration, e.connect + e.read + e.write + e.timeout, e.status,
+    latency:percentile(50), latency:percentile(99)))
+end
+"""
+
+
+class LoadError(RuntimeError):
+    """A server did not start, a load run failed, or the counts do not add up."""
+
+
+@dataclass(frozen=True)
+class Load:
+    """The request every connection sends over and over."""
+
+    path: str
+    method: str = "GET"
+    headers: tuple[tuple[str, str], ...] = ()
+    body: bytes = b""
+
+
+@dataclass(frozen=True)
+class RunResult:
+    requests: int
+    seconds: float
+    errors: int
+    bad_status: int
+    p50_us: float
+    p99_us: float
+
+    @property
+    def per_second(self) -> float:
+        return self.requests / self.seconds
+
+
+@dataclass
+class Server:
+    variant: str
+    port: int
+    process: subprocess.Popen[bytes]
+    log_path: Path
+    runs: list[RunResult] = field(default_factory=list)
+    warmup: list[RunResult] = field(default_factory=list)
+    extra_requests: int = 0
+    """Requests sent outside the load runs (e.g. an MCP ``tools/list``), counted as recorded."""
+
+
+def load_generator() -> str:
+    return "wrk" if shutil.which("wrk") else "loadgen.py (Python, asyncio)"
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind((HOST, 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def _start(app_kind: str, variant: str, mcp_parsing: str, log_dir: Path) -> Server:
+    port = _free_port()
+    env = {**os.environ, APP_ENV: app_kind, VARIANT_ENV: variant, MCP_PARSING_ENV: mcp_parsing}
+    log_path = log_dir / f"{app_kind}-{port}.log"
+    command = [sys.executable, "-m", "uvicorn", "serve:app_from_environment", "--factory",
+               "--app-dir", str(BENCH_DIR), "--host", HOST, "--port", str(port),
+               "--workers", "1", "--no-access-log", "--log-level", "warning"]
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+    return Server(variant, port, process, log_path)
+
+
+def _get(port: int, path: str, timeout: float = 5.0) -> tuple[int, bytes]:
+    connection = http.client.HTTPConnection(HOST, port, timeout=timeout)
+    try:
+        connection.request("GET", path)
+        response = connection.getresponse()
+        return response.status, response.read()
+    finally:
+        connection.close()
+
+
+def post(port: int, load: Load) -> tuple[int, bytes]:
+    """One request of ``load``'s shape (used to prepare a server before the load runs)."""
+    connection = http.client.HTTPConnection(HOST, port, timeout=10)
+    try:
+        connection.request(load.method, load.path, body=load.body, headers=dict(load.headers))
+        response = connection.getresponse()
+        return response.status, response.read()
+    finally:
+        connection.close()
+
+
+def _wait_ready(server: Server, deadline_seconds: float = 60.0) -> None:
+    deadline = time.monotonic() + deadline_seconds
+    while time.monotonic() < deadline:
+        if server.process.poll() is not None:
+            break
+        try:
+            status, _ = _get(server.port, RECORDED_PATH, timeout=1.0)
+            if status == 200:
+                return
+        except OSError:
+            pass
+        time.sleep(0.1)
+    log = server.log_path.read_text(errors="replace")
+    raise LoadError(f"uvicorn for {server.variant} did not start:\n{log}")
+
+
+def recorded(server: Server) -> int | None:
+    status, body = _get(server.port, RECORDED_PATH)
+    if status != 200:
+        raise LoadError(f"{server.variant}: {RECORDED_PATH} answered {status}")
+    value = json.loads(body)["recorded"]
+    return None if value is None else int(value)
+
+
+@contextlib.contextmanager
+def running_servers(app_kind: str, variants: Sequence[str],
+                    mcp_parsing: str) -> Iterator[list[Server]]:
+    """Start one uvicorn per variant; stop exactly those processes afterwards."""
+    with tempfile.TemporaryDirectory(prefix="asgi-mcp-metrics-bench-") as log_dir:
+        servers: list[Server] = []
+        try:
+            for variant in variants:
+                servers.append(_start(app_kind, variant, mcp_parsing, Path(log_dir)))
+            for server in servers:
+                _wait_ready(server)
+            yield servers
+        finally:
+            for server in servers:
+                server.process.terminate()
+            for server in servers:
+                try:
+                    server.process.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    server.process.kill()
+                    server.process.wait()
+
+
+def _lua_string(value: str) -> str:
+    return "[==[" + value + "]==]"
+
+
+def _run_wrk(port: int, load: Load, *, connections: int, seconds: float,
+             work_dir: Path) -> RunResult:
+    body = f"wrk.body = {_lua_string(load.body.decode('utf-8'))}" if load.body else ""
+    headers = "\n".join(f"wrk.headers[{_lua_string(name)}] = {_lua_string(value)}"
+                        for name, value in load.headers)
+    script = work_dir / "load.lua"
+    script.write_text(_WRK_SCRIPT.format(method=load.method, body=body, headers=headers,
+                                         marker=RESULT_MARKER))
+    command = ["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s",
+               "-s", str(script), f"http://{HOST}:{port}{load.path}"]
+    return _parse(subprocess.run(command, capture_output=True, text=True, timeout=seconds + 60))
+
+
+def _run_loadgen(port: int, load: Load, *, connections: int, seconds: float,
+                 work_dir: Path) -> RunResult:
+    command = [sys.executable, str(BENCH_DIR / "loadgen.py"), f"http://{HOST}:{port}{load.path}",
+               "--connections", str(connections), "--seconds", str(seconds),
+               "--max-requests", str(MAX_REQUESTS_PER_RUN), "--method", load.method]
+    for name, value in load.headers:
+        command += ["--header", f"{name}: {value}"]
+    if load.body:
+        body_file = work_dir / "body"
+        body_file.write_bytes(load.body)
+        command += ["--body-file", str(body_file)]
+    return _parse(subprocess.run(command, capture_output=True, text=True, timeout=seconds + 60))
+
+
+def _parse(finished: subprocess.CompletedProcess[str]) -> RunResult:
+    for line in finished.stdout.splitlines():
+        if line.startswith(RESULT_MARKER):
+            data = json.loads(line[len(RESULT_MARKER):])
+            return RunResult(requests=int(data["requests"]),
+                             seconds=float(data["duration_us"]) / 1e6,
+                             errors=int(data["errors"]), bad_status=int(data["bad_status"]),
+                             p50_us=float(data["p50_us"]), p99_us=float(data["p99_us"]))
+    raise LoadError(f"load generator failed ({finished.returncode}):\n{finished.stdout}\n"
+                    f"{finished.stderr}")
+
+
+def load_once(server: Server, load: Load, *, connections: int, seconds: float) -> RunResult:
+    runner = _run_wrk if shutil.which("wrk") else _run_loadgen
+    with tempfile.TemporaryDirectory(prefix="asgi-mcp-metrics-load-") as work_dir:
+        result = runner(server.port, load, connections=connections, seconds=seconds,
+                        work_dir=Path(work_dir))
+    if result.errors or result.bad_status:
+        raise LoadError(f"{server.variant}: {result.errors} socket errors, "
+                        f"{result.bad_status} bad statuses in one run")
+    return result
+
+
+@dataclass(frozen=True)
+class Plan:
+    rounds: int
+    seconds: float
+    warmup_seconds: float
+    connections: int
+    seed: int
+
+
+def interleave_load(servers: Sequence[Server], load: Load, plan: Plan) -> None:
+    """A warm-up run per server, then ``plan.rounds`` rounds in shuffled order."""
+    for server in servers:
+        server.warmup.append(load_once(server, load, connections=plan.connections,
+                                       seconds=plan.warmup_seconds))
+    shuffler = random.Random(plan.seed)
+    order = list(servers)
+    for _ in range(plan.rounds):
+        shuffler.shuffle(order)
+        for server in order:
+            server.runs.append(load_once(server, load, connections=plan.connections,
+                                         seconds=plan.seconds))
+
+
+@dataclass(frozen=True)
+class Verified:
+    variant: str
+    completed: int
+    recorded: int
+
+
+def verify(servers: Sequence[Server], connections: int,
+           count: Callable[[Server], int | None] = recorded) -> list[Verified]:
+    """Each server recorded every completed request, plus at most the ones in flight."""
+    checked = []
+    for server in servers:
+        value = count(server)
+        if value is None:
+            continue
+        runs = server.warmup + server.runs
+        completed = sum(run.requests for run in runs) + server.extra_requests
+        in_flight = connections * len(runs)
+        if not completed <= value <= completed + in_flight:
+            raise LoadError(f"{server.variant} recorded {value} requests; the load generator "
+                            f"completed {completed} (up to {in_flight} more may be in flight)")
+        checked.append(Verified(server.variant, completed, value))
+    return checked
+
+
+@dataclass(frozen=True)
+class Throughput:
+    variant: str
+    per_second: float
+    ratio: float
+    p50_ms: float
+    p99_ms: float
+    spread: tuple[float, float]
+
+
+def summarize(servers: Sequence[Server], baseline: str) -> list[Throughput]:
+    """Median requests/s per variant, baseline first.
+
+    The ratio is the median of the per-round ratios to the baseline's run of the same round,
+    so a round that was slow for everyone does not tilt it.
+    """
+    base = next(s for s in servers if s.variant == baseline)
+    rows = []
+    for server in sorted(servers, key=lambda s: s.variant != baseline):
+        rates = [run.per_second for run in server.runs]
+        paired = [run.per_second / other.per_second for run, other in zip(server.runs, base.runs)]
+        quartiles = statistics.quantiles(rates, n=4) if len(rates) > 1 else [rates[0]] * 3
+        rows.append(Throughput(
+            variant=server.variant,
+            per_second=statistics.median(rates),
+            ratio=statistics.median(paired),
+            p50_ms=statistics.median(run.p50_us for run in server.runs) / 1000,
+            p99_ms=statistics.median(run.p99_us for run in server.runs) / 1000,
+            spread=(quartiles[0], quartiles[2]),
+        ))
+    return rows

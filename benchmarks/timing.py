@@ -1,0 +1,96 @@
+"""Interleaved in-process timing: every round runs every contender, in a new random order.
+
+Machine noise (another process waking up, frequency changes, a cache going cold) then lands on
+all contenders alike instead of on whichever ran during the bad second.  Each round gives one
+per-request time per contender; the summaries are medians over rounds, and the overhead is the
+median of the per-round differences to the baseline, which cancels slow drift.
+"""
+
+from __future__ import annotations
+
+import gc
+import random
+import statistics
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from time import perf_counter
+
+from asgi_driver import ASGIApp, Reply, Request, UnexpectedReply, call
+
+Batch = Callable[[int], Awaitable[None]]
+
+
+@dataclass
+class Contender:
+    """One thing to time: ``batch(n)`` performs ``n`` requests."""
+
+    workload: str
+    variant: str
+    batch: Batch
+    sent: int = 0
+    seconds_per_request: list[float] = field(default_factory=list)
+
+
+def request_batch(app: ASGIApp, request: Request,
+                  check: Callable[[Reply], str | None]) -> Batch:
+    """A batch that replays ``request`` and fails loudly on a reply ``check`` rejects."""
+
+    async def run(count: int) -> None:
+        for _ in range(count):
+            reply = await call(app, request)
+            problem = check(reply)
+            if problem is not None:
+                raise UnexpectedReply(f"{request.method} {request.path}: {problem}")
+
+    return run
+
+
+async def interleave(contenders: Sequence[Contender], *, rounds: int, per_round: int,
+                     warmup: int, seed: int) -> None:
+    """Warm every contender up, then time ``rounds`` shuffled rounds of ``per_round`` requests."""
+    shuffler = random.Random(seed)
+    for contender in contenders:
+        await contender.batch(warmup)
+        contender.sent += warmup
+    order = list(contenders)
+    for _ in range(rounds):
+        shuffler.shuffle(order)
+        for contender in order:
+            # Garbage left by the previous contender is collected now, not on this one's clock.
+            gc.collect()
+            started = perf_counter()
+            await contender.batch(per_round)
+            elapsed = perf_counter() - started
+            contender.sent += per_round
+            contender.seconds_per_request.append(elapsed / per_round)
+
+
+@dataclass(frozen=True)
+class Summary:
+    """A contender's numbers, in microseconds, against the workload's baseline."""
+
+    variant: str
+    median_us: float
+    overhead_us: float
+    ratio: float
+    spread_us: tuple[float, float]
+    """First and third quartile of the per-round times."""
+
+
+def summarize(contenders: Sequence[Contender], baseline: str) -> list[Summary]:
+    """Summaries of one workload's contenders, baseline first."""
+    base = next(c for c in contenders if c.variant == baseline)
+    base_median = statistics.median(base.seconds_per_request)
+    rows = []
+    for contender in sorted(contenders, key=lambda c: c.variant != baseline):
+        times = contender.seconds_per_request
+        paired = [t - b for t, b in zip(times, base.seconds_per_request)]
+        quartiles = statistics.quantiles(times, n=4) if len(times) > 1 else [times[0]] * 3
+        rows.append(Summary(
+            variant=contender.variant,
+            median_us=statistics.median(times) * 1e6,
+            overhead_us=statistics.median(paired) * 1e6,
+            ratio=statistics.median(times) / base_median,
+            spread_us=(quartiles[0] * 1e6, quartiles[2] * 1e6),
+        ))
+    return rows
