@@ -14,6 +14,7 @@ resolves on first use instead:
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 
@@ -82,3 +83,23 @@ class Binding:
     @property
     def recorder(self) -> Recorder:
         return self.resolve()[0]
+
+    def internal_error(self, where: str) -> None:
+        """Log and count an error of ours; never raises, even when nothing can be bound."""
+        try:
+            recorder = self.recorder
+        except Exception:
+            logging.getLogger("asgi_mcp_metrics").exception(
+                "asgi_mcp_metrics: %s failed and no registry could be bound", where)
+            return
+        recorder.internal_error(where)
+
+    def callback_error(self, callback: str) -> None:
+        """Log and count a user callable that raised; never raises."""
+        try:
+            recorder = self.recorder
+        except Exception:
+            logging.getLogger("asgi_mcp_metrics").exception(
+                "asgi_mcp_metrics: user callable %s raised", callback)
+            return
+        recorder.callback_error(callback)

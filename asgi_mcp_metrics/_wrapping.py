@@ -46,8 +46,10 @@ def kind_of(target: Any) -> Kind:
         return "async_generator"
     if inspect.isgeneratorfunction(func):
         return "generator"
-    if inspect.iscoroutinefunction(func) or inspect.iscoroutinefunction(
-            getattr(func, "__call__", None)):
+    # A callable object with an ``async def __call__`` is awaited like a coroutine function.
+    call_method = None if inspect.isroutine(func) else inspect.getattr_static(
+        type(func), "__call__", None)
+    if inspect.iscoroutinefunction(func) or inspect.iscoroutinefunction(call_method):
         return "async"
     return "sync"
 

@@ -127,7 +127,7 @@ class ClientCall(_Timed):
 
     def _exit(self, elapsed: float, error: BaseException | None) -> None:
         error_type = error_type_of(error) if error is not None else self._error_type
-        self._monitor._call_finished(self._method, self._tool, error_type, elapsed)
+        self._monitor.observe_call(self._method, self._tool, error_type, elapsed)
 
 
 class _CallProbe:
@@ -146,7 +146,7 @@ class _CallProbe:
             error_type = "" if isinstance(error, GeneratorExit) else error_type_of(error)
         else:
             error_type = _result_error_type(result)
-        self.monitor._call_finished(self.method, self.tool, error_type, perf_counter() - state)
+        self.monitor.observe_call(self.method, self.tool, error_type, perf_counter() - state)
 
     def internal_error(self, where: str) -> None:
         self.monitor._internal_error(f"client_call.{where}")
@@ -201,10 +201,7 @@ class BackendMonitor:
         return recorder, self._labels[0]
 
     def _internal_error(self, where: str) -> None:
-        try:
-            self._binding.recorder.internal_error(f"backend_monitor.{where}")
-        except Exception:  # pragma: no cover - nothing left to report to
-            pass
+        self._binding.internal_error(f"backend_monitor.{where}")
 
     # -- connection ----------------------------------------------------------------------------
     def connect(self, trigger: ConnectTrigger | str = "lazy") -> Any:
@@ -269,8 +266,9 @@ class BackendMonitor:
         """
         return _CallContext(self, method, tool)
 
-    def _call_finished(self, method: str, tool: str | None, error_type: str,
-                       elapsed: float) -> None:
+    def observe_call(self, method: str, tool: str | None, error_type: str,
+                     elapsed: float) -> None:
+        """Record a call timed elsewhere (``error_type`` empty for success)."""
         try:
             recorder, backend = self._bound()
             from .mcp.vocabulary import method_label
@@ -295,7 +293,7 @@ class BackendMonitor:
             try:
                 value = float(size())
             except Exception:
-                self._callback_error("track_tool_cache")
+                self._binding.callback_error("track_tool_cache")
                 return last[0]
             if not math.isfinite(value):
                 return last[0]
@@ -337,12 +335,6 @@ class BackendMonitor:
             recorder["mcp_tool_cache_requests_total"].labels(backend, result).inc()
         except Exception:
             self._internal_error("cache")
-
-    def _callback_error(self, name: str) -> None:
-        try:
-            self._binding.recorder.callback_error(name)
-        except Exception:  # pragma: no cover
-            pass
 
     # -- child processes -------------------------------------------------------------------------
     def process_started(self, pid: int | None = None) -> None:

@@ -88,9 +88,6 @@ METRICS: tuple[MetricSpec, ...] = (
     _h("http_server_response_body_size_bytes",
        "Response body bytes actually sent by the application.", _ROUTE, SIZE_BUCKETS,
        unit="bytes", layer="http"),
-    _h("http_server_time_to_first_byte_seconds",
-       "Time from the request's arrival to the first response body byte (or to an empty body).",
-       _ROUTE, HTTP_DURATION_BUCKETS, option="request_duration_buckets", layer="http"),
     # -- long-lived streams (SSE, MCP streams, websockets) ----------------------------------------
     _g("http_server_streams_active",
        "Open long-lived streams (text/event-stream responses, MCP streams, websockets).",
@@ -101,6 +98,10 @@ METRICS: tuple[MetricSpec, ...] = (
        option="stream_duration_buckets", layer="http"),
     _c("http_server_streams_total", "Long-lived streams that ended, by why they ended.",
        ("http_route", "stream_kind", "end_reason"), layer="http"),
+    _h("http_server_stream_time_to_first_byte_seconds",
+       "Time from a stream's request to its first body byte (first event, first token).",
+       ("http_route", "stream_kind"), HTTP_DURATION_BUCKETS, option="request_duration_buckets",
+       layer="http"),
     # -- MCP on the wire ---------------------------------------------------------------------------
     _h("mcp_server_operation_duration_seconds",
        "MCP operations (JSON-RPC requests) from request arrival to the final response byte.",

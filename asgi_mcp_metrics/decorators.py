@@ -122,19 +122,7 @@ class _ToolProbe:
                              identity=identity, outcome=outcome, duration_seconds=elapsed)
 
     def internal_error(self, where: str) -> None:
-        _report_internal_error(self.binding, f"instrument_tool.{where}")
-
-
-def _report_internal_error(binding: Binding, where: str) -> None:
-    try:
-        recorder = binding.recorder
-    except Exception:
-        import logging
-
-        logging.getLogger("asgi_mcp_metrics").exception(
-            "asgi_mcp_metrics: %s failed and no registry could be bound", where)
-        return
-    recorder.internal_error(where)
+        self.binding.internal_error(f"instrument_tool.{where}")
 
 
 @overload
@@ -369,7 +357,7 @@ class _AclProbe:
         recorder[ACL_DURATION].labels(decision).observe(elapsed)
 
     def internal_error(self, where: str) -> None:
-        _report_internal_error(self.binding, f"instrument_acl.{where}")
+        self.binding.internal_error(f"instrument_acl.{where}")
 
 
 def _zero_decisions(recorder: Recorder) -> None:
@@ -420,7 +408,7 @@ def instrument_acl(func: Any = None, /, *, tool: LabelSource = None, backend: La
         try:
             binding.resolve_if_ready()
         except Exception:
-            _report_internal_error(binding, "instrument_acl.bind")
+            binding.internal_error("instrument_acl.bind")
         return wrapper
 
     return decorator if func is None else decorator(func)

@@ -97,7 +97,7 @@ class MetricsMiddleware:
         self._active = rec["http_server_active_requests"]
         self._request_size = rec["http_server_request_body_size_bytes"]
         self._response_size = rec["http_server_response_body_size_bytes"]
-        self._first_byte = rec["http_server_time_to_first_byte_seconds"]
+        self._first_byte = rec["http_server_stream_time_to_first_byte_seconds"]
         self._streams_active = rec["http_server_streams_active"]
         self._stream_duration = rec["http_server_stream_duration_seconds"]
         self._streams_total = rec["http_server_streams_total"]
@@ -141,7 +141,7 @@ class MetricsMiddleware:
 class _Exchange:
     """One HTTP request/response (or stream) and what has been seen of it so far."""
 
-    __slots__ = ("active", "disconnected", "ended", "first_byte", "method", "mw", "observers",
+    __slots__ = ("active", "disconnected", "ended", "method", "mw", "observers",
                  "receive", "request_bytes", "response_bytes", "root_path", "route", "scope",
                  "send", "started", "status", "stream_kind")
 
@@ -156,7 +156,6 @@ class _Exchange:
         self.status = 0
         self.request_bytes = 0
         self.response_bytes = 0
-        self.first_byte = 0.0
         self.ended = 0.0
         self.disconnected = False
         self.stream_kind: str | None = None
@@ -213,16 +212,17 @@ class _Exchange:
             kind = message["type"]
             if kind == "http.response.body":
                 body = message.get("body", b"")
-                if body:
-                    self.response_bytes += len(body)
-                    if not self.first_byte:
-                        self.first_byte = perf_counter()
                 final = not message.get("more_body", False)
                 if self.observers:
                     for observer in self.observers:
                         observer.response_body(body, not final)
                     if self.stream_kind is not None:
                         self._refine_stream()
+                if body:
+                    if not self.response_bytes and self.stream_kind is not None:
+                        self.mw._first_byte.labels(self.route, self.stream_kind).observe(
+                            perf_counter() - self.started)
+                    self.response_bytes += len(body)
             elif kind == "http.response.start":
                 self._start(message)
             elif kind in _FINAL_EXTENSIONS:
@@ -303,9 +303,6 @@ class _Exchange:
             mw._duration.labels(self.method, route, status, error_type).observe(elapsed)
         mw._request_size.labels(self.method, route).observe(self.request_bytes)
         mw._response_size.labels(self.method, route).observe(self.response_bytes)
-        if self.first_byte or self.status:
-            first = self.first_byte or ended
-            mw._first_byte.labels(self.method, route).observe(first - self.started)
         for observer in self.observers:
             try:
                 observer.finish(error=error, disconnected=self.disconnected, ended=ended)

@@ -189,7 +189,7 @@ def _lua_string(value: str) -> str:
 def _run_wrk(port: int, load: Load, *, connections: int, seconds: float,
              work_dir: Path) -> RunResult:
     body = f"wrk.body = {_lua_string(load.body.decode('utf-8'))}" if load.body else ""
-    headers = "\n".join(f"wrk.headers[{_lua_string(name)}] = {_lua_string(value)}"
+    headers = "\n".join(f"wrk.headers[ {_lua_string(name)} ] = {_lua_string(value)}"
                         for name, value in load.headers)
     script = work_dir / "load.lua"
     script.write_text(_WRK_SCRIPT.format(method=load.method, body=body, headers=headers,

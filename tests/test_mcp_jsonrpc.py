@@ -196,7 +196,9 @@ def test_initialize_result_negotiated_version() -> None:
             },
         }
     )
-    assert one(payload) == Message(kind="response", id_key=("int", 0), protocol_version="2025-03-26")
+    assert one(payload) == Message(
+        kind="response", id_key=("int", 0), protocol_version="2025-03-26"
+    )
 
 
 def test_tools_list_result_names() -> None:
@@ -249,9 +251,7 @@ def test_session_not_found_sdk_v1_uses_server_error_id() -> None:
         b'{"jsonrpc":"2.0","id":"server-error",'
         b'"error":{"code":-32600,"message":"Session not found"}}'
     )
-    assert one(payload) == Message(
-        kind="error", id_key=("str", "server-error"), error_code=-32600
-    )
+    assert one(payload) == Message(kind="error", id_key=("str", "server-error"), error_code=-32600)
 
 
 def test_session_not_found_sdk_v2_uses_null_id() -> None:
@@ -263,7 +263,7 @@ def test_session_not_found_sdk_v2_uses_null_id() -> None:
     "code", [-32700, -32600, -32601, -32602, -32603, -32000, -32002, -32042, -32020, -32022, 0]
 )
 def test_error_codes_are_read_as_ints(code: int) -> None:
-    message = one('{"jsonrpc":"2.0","id":4,"error":{"code":%d,"message":"m"}}' % code)
+    message = one(f'{{"jsonrpc":"2.0","id":4,"error":{{"code":{code},"message":"m"}}}}')
     assert message.kind == "error"
     assert message.error_code == code
 
@@ -275,7 +275,7 @@ def test_sdk_v1_generic_handler_failure_code_zero_is_not_lost() -> None:
 
 
 @pytest.mark.parametrize(
-    "error", ['{"code":"-32600"}', '{"code":true}', '{"code":1.5}', '{}', '"oops"', "null"]
+    "error", ['{"code":"-32600"}', '{"code":true}', '{"code":1.5}', "{}", '"oops"', "null"]
 )
 def test_malformed_error_member_keeps_kind_without_code(error: str) -> None:
     message = one('{"jsonrpc":"2.0","id":4,"error":' + error + "}")
@@ -310,7 +310,7 @@ def test_bool_float_and_structured_ids_are_invalid(raw_id: str) -> None:
 
 def test_huge_int_id_is_kept_exactly() -> None:
     big = 10**100
-    assert one('{"jsonrpc":"2.0","id":%d,"result":{}}' % big).id_key == ("int", big)
+    assert one(f'{{"jsonrpc":"2.0","id":{big},"result":{{}}}}').id_key == ("int", big)
 
 
 # --- batches --------------------------------------------------------------------------
@@ -418,7 +418,9 @@ def test_lone_surrogates_in_label_fields_are_replaced() -> None:
 
 
 def test_non_ascii_names_pass_unchanged() -> None:
-    message = one('{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"wetter-überblick"}}')
+    message = one(
+        '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"wetter-überblick"}}'
+    )
     assert message.tool_name == "wetter-überblick"
 
 

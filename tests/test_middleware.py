@@ -389,3 +389,23 @@ def test_bad_options_fail_at_construction_naming_the_option(
 def test_unknown_option_is_rejected(registry: CollectorRegistry) -> None:
     with pytest.raises(ValueError, match="max_body_byte"):
         MetricsMiddleware(starlette_app(), registry=registry, max_body_byte=1)
+
+
+async def test_stream_time_to_first_byte(registry: CollectorRegistry, clock: Clock) -> None:
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        scope["route"] = Route("/events", events)
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", b"text/event-stream")]})
+        clock.now += 0.07
+        await send({"type": "http.response.body", "body": b"data: 1\n\n", "more_body": True})
+        clock.now += 5
+        await send({"type": "http.response.body", "body": b"data: 2\n\n"})
+
+    await call(instrumented(registry, app), http_scope("/events"))
+    name = "http_server_stream_time_to_first_byte_seconds"
+    labels = {"http_route": "/events", "stream_kind": "sse"}
+    assert value(registry, name + "_count", **labels) == 1
+    assert value(registry, name + "_bucket", le="0.05", **labels) == 0
+    assert value(registry, name + "_bucket", le="0.075", **labels) == 1
+    assert value(registry, "http_server_stream_duration_seconds_sum", end_reason="completed",
+                 **labels) == pytest.approx(5.07)

@@ -1,0 +1,147 @@
+"""Markdown for the results: the machine, the versions, one table per measurement, the targets."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import importlib.util
+import os
+import platform
+import subprocess
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from inprocess import Verified as InProcessVerified
+from render_bench import RenderResults
+from server_load import Throughput
+from server_load import Verified as ServerVerified
+from timing import Summary
+
+PACKAGES = (
+    "asgi-mcp-metrics", "starlette", "uvicorn", "h11", "httptools", "uvloop",
+    "prometheus-client", "prometheus-fastapi-instrumentator", "starlette-exporter",
+    "opentelemetry-sdk", "opentelemetry-instrumentation-asgi",
+    "opentelemetry-exporter-prometheus", "mcp", "fastapi",
+)
+
+
+def _version(package: str) -> str:
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def _wrk_version() -> str:
+    try:
+        finished = subprocess.run(["wrk", "-v"], capture_output=True, text=True, timeout=10)
+    except OSError:
+        return "not installed"
+    first = (finished.stdout or finished.stderr).splitlines()
+    return first[0].split(" Copyright")[0] if first else "unknown"
+
+
+def _uvicorn_stack() -> str:
+    http = "httptools" if importlib.util.find_spec("httptools") else "h11"
+    loop = "uvloop" if importlib.util.find_spec("uvloop") else "asyncio"
+    return f"--http auto ({http}), --loop auto ({loop})"
+
+
+def load_average() -> str:
+    try:
+        one, five, fifteen = os.getloadavg()
+    except OSError:
+        return "unknown"
+    return f"{one:.2f} / {five:.2f} / {fifteen:.2f}"
+
+
+def environment(*, load_before: str, load_after: str, mcp_parsing: str,
+                command: str) -> str:
+    lines = [
+        "| | |",
+        "|---|---|",
+        f"| command | `{command}` |",
+        f"| machine | {os.cpu_count()} CPUs ({_cpu_model()}), {platform.system()} "
+        f"{platform.release()} |",
+        f"| Python | {platform.python_implementation()} {platform.python_version()} |",
+        f"| load average (1/5/15 min) before → after | {load_before} → {load_after} |",
+        f"| uvicorn | {_uvicorn_stack()}, `--workers 1 --no-access-log --log-level warning` |",
+        f"| load generator | {_wrk_version()} |",
+        f"| asgi_mcp_metrics settings | defaults, `mcp_parsing=\"{mcp_parsing}\"` |",
+    ]
+    versions = ", ".join(f"{name} {_version(name)}" for name in PACKAGES)
+    return "\n".join(lines) + f"\n\nPackages: {versions}.\n"
+
+
+def _us(value: float) -> str:
+    return f"{value:,.1f}"
+
+
+def timing_table(rows: Sequence[Summary]) -> str:
+    lines = ["| variant | µs / request (median) | overhead vs bare (µs) | ratio | "
+             "middle half of rounds (µs) |",
+             "|---|---:|---:|---:|---:|"]
+    for row in rows:
+        overhead = "–" if row.overhead_us == 0 and row.ratio == 1 else _us(row.overhead_us)
+        lines.append(f"| {row.variant} | {_us(row.median_us)} | {overhead} | "
+                     f"{row.ratio:.3f} | {_us(row.spread_us[0])} – {_us(row.spread_us[1])} |")
+    return "\n".join(lines)
+
+
+def throughput_table(rows: Sequence[Throughput]) -> str:
+    lines = ["| variant | requests/s (median) | ratio to bare | p50 latency (ms) | "
+             "p99 latency (ms) | middle half of rounds (req/s) |",
+             "|---|---:|---:|---:|---:|---:|"]
+    for row in rows:
+        lines.append(f"| {row.variant} | {row.per_second:,.0f} | {row.ratio:.3f} | "
+                     f"{row.p50_ms:.2f} | {row.p99_ms:.2f} | "
+                     f"{row.spread[0]:,.0f} – {row.spread[1]:,.0f} |")
+    return "\n".join(lines)
+
+
+def render_table(results: RenderResults) -> str:
+    lines = [f"{results.routes} routes × 3 statuses through the middleware: "
+             f"{results.label_sets:,} label sets, **{results.series:,} series** "
+             "(sample lines).", "",
+             "| format | median render (ms) | body (bytes) |", "|---|---:|---:|"]
+    for row in results.rows:
+        lines.append(f"| {row.format} | {row.median_ms:.1f} | {row.body_bytes:,} |")
+    return "\n".join(lines)
+
+
+def verification_table(in_process: Sequence[InProcessVerified],
+                       servers: Sequence[ServerVerified]) -> str:
+    lines = ["| where | variant | sent / completed | recorded |", "|---|---|---:|---:|"]
+    for checked in in_process:
+        lines.append(f"| in-process | {checked.variant} | {checked.sent:,} | "
+                     f"{checked.recorded:,} |")
+    for served in servers:
+        lines.append(f"| uvicorn | {served.variant} | {served.completed:,} | "
+                     f"{served.recorded:,} |")
+    return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    goal: str
+    measured: str
+    met: bool | None
+
+
+def targets_table(targets: Sequence[Target]) -> str:
+    lines = ["| target | goal | measured | met |", "|---|---|---|---|"]
+    for target in targets:
+        verdict = "n/a" if target.met is None else ("yes" if target.met else "**no**")
+        lines.append(f"| {target.name} | {target.goal} | {target.measured} | {verdict} |")
+    return "\n".join(lines)

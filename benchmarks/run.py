@@ -1,0 +1,282 @@
+"""Benchmark asgi_mcp_metrics against the bare app and its peers, in one interleaved run.
+
+    python benchmarks/run.py                 # everything, about 5-6 minutes on 2 cores
+    python benchmarks/run.py --quick         # a smoke run, about a minute
+    python benchmarks/run.py --output docs/performance.md
+
+Prints the results as Markdown.  ``--output`` writes them into a file: between the
+``<!-- benchmark-results:start -->`` and ``<!-- benchmark-results:end -->`` markers when the
+file has them (the text around them is kept), else as the whole file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import re
+import shlex
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import report
+from apps import BARE, JSON_REQUEST, OURS, VARIANTS
+from asgi_driver import Request
+from inprocess import JSON_WORKLOAD, Results, mcp_workload, run_mcp, run_plain
+from inprocess import Plan as InProcessPlan
+from inprocess import Verified as InProcessVerified
+from mcp_app import (
+    HANDSHAKE_ERA,
+    MCP_BARE,
+    MCP_HTTP_ONLY,
+    MODERN_ERA,
+    TOOL,
+    mcp_variant_names,
+    parsed_variant_name,
+    tool_call,
+    tools_list,
+)
+from render_bench import RenderResults, run_render
+from server_load import Load, Server, interleave_load, load_generator, post, running_servers
+from server_load import Plan as ServerPlan
+from server_load import Verified as ServerVerified
+from server_load import summarize as summarize_load
+from server_load import verify as verify_load
+
+START_MARKER = "<!-- benchmark-results:start -->"
+END_MARKER = "<!-- benchmark-results:end -->"
+PARTS = ("inprocess", "mcp", "render", "server")
+
+
+@dataclass(frozen=True)
+class Settings:
+    plain: InProcessPlan
+    mcp: InProcessPlan
+    server: ServerPlan
+    mcp_server: ServerPlan
+    render_routes: int
+    render_repeats: int
+
+
+FULL = Settings(
+    plain=InProcessPlan(rounds=15, per_round=400, warmup=300, seed=1),
+    mcp=InProcessPlan(rounds=15, per_round=40, warmup=20, seed=2),
+    server=ServerPlan(rounds=5, seconds=5, warmup_seconds=2, connections=32, seed=3),
+    mcp_server=ServerPlan(rounds=5, seconds=5, warmup_seconds=2, connections=16, seed=4),
+    render_routes=100,
+    render_repeats=15,
+)
+QUICK = Settings(
+    plain=InProcessPlan(rounds=5, per_round=150, warmup=50, seed=1),
+    mcp=InProcessPlan(rounds=4, per_round=15, warmup=5, seed=2),
+    server=ServerPlan(rounds=2, seconds=2, warmup_seconds=1, connections=32, seed=3),
+    mcp_server=ServerPlan(rounds=2, seconds=2, warmup_seconds=1, connections=16, seed=4),
+    render_routes=100,
+    render_repeats=5,
+)
+
+
+@dataclass
+class Collected:
+    sections: list[str] = field(default_factory=list)
+    in_process_checks: list[InProcessVerified] = field(default_factory=list)
+    server_checks: list[ServerVerified] = field(default_factory=list)
+    targets: list[report.Target] = field(default_factory=list)
+
+
+def _load_of(request: Request) -> Load:
+    # The load generator writes Host and Content-Length itself.
+    headers = tuple((name.decode("latin-1"), value.decode("latin-1"))
+                    for name, value in request.headers
+                    if name not in (b"host", b"content-length"))
+    return Load(request.path, request.method, headers, request.body)
+
+
+def _progress(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def in_process_plain(settings: Settings, mcp_parsing: str, out: Collected) -> None:
+    _progress("in-process: JSON and SSE routes, 5 variants")
+    results = asyncio.run(run_plain(settings.plain, mcp_parsing=mcp_parsing))
+    out.in_process_checks += results.verified
+    plan = settings.plain
+    text = [f"## In-process: the ASGI app called directly\n\n{plan.rounds} rounds × "
+            f"{plan.per_round} requests per variant and route, after {plan.warmup} warm-up "
+            "requests; variants in a new random order every round."]
+    for workload, rows in results.tables.items():
+        text.append(f"### {workload}\n\n{report.timing_table(rows)}")
+    out.sections.append("\n\n".join(text))
+    _plain_targets(results, out)
+
+
+def _plain_targets(results: Results, out: Collected) -> None:
+    rows = {row.variant: row for row in results.tables[JSON_WORKLOAD]}
+    ours = rows[OURS]
+    peers = [rows[name] for name in VARIANTS if name not in (BARE, OURS)]
+    fastest = min(peers, key=lambda row: row.overhead_us)
+    out.targets.append(report.Target(
+        "plain route: overhead vs the fastest peer", "≤ ¼ of the fastest peer's overhead",
+        f"{ours.overhead_us:.1f} µs vs {fastest.overhead_us:.1f} µs ({fastest.variant}): "
+        f"{ours.overhead_us / fastest.overhead_us:.2f}×",
+        ours.overhead_us <= fastest.overhead_us / 4))
+    out.targets.append(report.Target(
+        "plain route: absolute overhead", "< 10 µs per request", f"{ours.overhead_us:.1f} µs",
+        ours.overhead_us < 10))
+
+
+def in_process_mcp(settings: Settings, mcp_parsing: str, out: Collected) -> None:
+    _progress("in-process: MCP tools/call on the SDK app")
+    results = asyncio.run(run_mcp(settings.mcp, mcp_parsing=mcp_parsing))
+    out.in_process_checks += results.verified
+    plan = settings.mcp
+    text = [f"## In-process: MCP `tools/call` on the official SDK\n\n`MCPServer` "
+            "(mcp SDK), one trivial tool, `streamable_http_app(json_response=True, "
+            f"stateless_http=True)`. {plan.rounds} rounds × {plan.per_round} calls per variant "
+            f"and protocol era, after {plan.warmup} warm-up calls and one `tools/list`."]
+    for era in (HANDSHAKE_ERA, MODERN_ERA):
+        rows = results.tables[mcp_workload(era)]
+        text.append(f"### {mcp_workload(era)}\n\n{report.timing_table(rows)}")
+        if mcp_parsing == "off":
+            continue
+        by_name = {row.variant: row for row in rows}
+        sdk = by_name[MCP_BARE].median_us
+        parsing = (by_name[parsed_variant_name(mcp_parsing)].overhead_us
+                   - by_name[MCP_HTTP_ONLY].overhead_us)
+        total = by_name[parsed_variant_name(mcp_parsing)].overhead_us
+        out.targets.append(report.Target(
+            f"MCP parsing cost, protocol {era}", "≤ 5 % of the SDK's own per-call time",
+            f"{parsing:.1f} µs of {sdk:,.0f} µs = {100 * parsing / sdk:.1f} % "
+            f"(all of asgi_mcp_metrics: {total:.1f} µs = {100 * total / sdk:.1f} %)",
+            parsing <= 0.05 * sdk))
+    out.sections.append("\n\n".join(text))
+
+
+def render(settings: Settings, mcp_parsing: str, out: Collected) -> None:
+    _progress("/metrics render time")
+    results: RenderResults = asyncio.run(run_render(
+        routes=settings.render_routes, repeats=settings.render_repeats,
+        mcp_parsing=mcp_parsing))
+    out.sections.append(
+        "## `/metrics` render time\n\nIn-process through `MetricsEndpoint` (default settings, "
+        f"so renders slower than 5 ms move to a worker thread), median of "
+        f"{settings.render_repeats} scrapes per format.\n\n" + report.render_table(results))
+
+
+def _prepare_mcp(servers: Sequence[Server], era: str) -> None:
+    """List the tools (as a client does first) and check one call's answer on each server."""
+    for server in servers:
+        status, body = post(server.port, _load_of(tools_list(era)))
+        if status != 200 or f'"{TOOL}"'.encode() not in body:
+            raise RuntimeError(f"{server.variant}: tools/list answered {status} {body!r}")
+        status, body = post(server.port, _load_of(tool_call(era)))
+        answer = json.loads(body)
+        if status != 200 or answer["result"]["structuredContent"] != {"result": 3}:
+            raise RuntimeError(f"{server.variant}: tools/call answered {status} {body!r}")
+        # What each server's own count includes besides the load runs.
+        server.extra_requests = 2 if server.variant == MCP_HTTP_ONLY else 1
+
+
+def under_uvicorn(settings: Settings, mcp_parsing: str, out: Collected) -> None:
+    plan = settings.server
+    _progress(f"uvicorn: JSON route, 5 servers, {plan.rounds} rounds × {plan.seconds} s")
+    with running_servers("plain", VARIANTS, mcp_parsing) as servers:
+        interleave_load(servers, _load_of(JSON_REQUEST), plan)
+        out.server_checks += verify_load(servers, plan.connections)
+        rows = summarize_load(servers, BARE)
+    out.sections.append(
+        f"## Under uvicorn: JSON route (`GET {JSON_REQUEST.path}`)\n\nOne uvicorn process per "
+        f"variant, {load_generator()} with {plan.connections} keep-alive connections from a "
+        f"separate process; {plan.rounds} rounds × {plan.seconds:g} s per variant after a "
+        f"{plan.warmup_seconds:g} s warm-up, variants in a new random order every round. The "
+        "ratio is the median of per-round ratios to bare.\n\n" + report.throughput_table(rows))
+    ours = next(row for row in rows if row.variant == OURS)
+    out.targets.append(report.Target(
+        "uvicorn throughput, JSON route", "≥ 0.95 of bare requests/s", f"{ours.ratio:.3f}",
+        ours.ratio >= 0.95))
+
+    plan = settings.mcp_server
+    era = MODERN_ERA if mcp_parsing == "headers_only" else HANDSHAKE_ERA
+    names = mcp_variant_names(mcp_parsing)
+    _progress(f"uvicorn: MCP tools/call, {len(names)} servers")
+    with running_servers("mcp", names, mcp_parsing) as servers:
+        _prepare_mcp(servers, era)
+        interleave_load(servers, _load_of(tool_call(era)), plan)
+        out.server_checks += verify_load(servers, plan.connections)
+        rows = summarize_load(servers, MCP_BARE)
+    out.sections.append(
+        f"## Under uvicorn: MCP `tools/call` (protocol {era})\n\nThe SDK app as above, one "
+        f"uvicorn process per variant, {plan.connections} connections POSTing `tools/call`; "
+        f"{plan.rounds} rounds × {plan.seconds:g} s.\n\n" + report.throughput_table(rows))
+    if mcp_parsing != "off":
+        parsed = next(row for row in rows if row.variant == parsed_variant_name(mcp_parsing))
+        out.targets.append(report.Target(
+            "uvicorn throughput, MCP tools/call", "≥ 0.95 of the bare SDK app's requests/s",
+            f"{parsed.ratio:.3f}", parsed.ratio >= 0.95))
+
+
+def _write(path: Path, text: str) -> None:
+    block = f"{START_MARKER}\n{text}\n{END_MARKER}"
+    if path.exists():
+        current = path.read_text(encoding="utf-8")
+        pattern = re.compile(re.escape(START_MARKER) + ".*?" + re.escape(END_MARKER), re.S)
+        if pattern.search(current):
+            path.write_text(pattern.sub(lambda _: block, current), encoding="utf-8")
+            return
+    path.write_text(text + "\n", encoding="utf-8")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="fewer rounds; a smoke run")
+    parser.add_argument("--mcp-parsing", default="full",
+                        choices=("full", "request_body", "headers_only", "off"),
+                        help="asgi_mcp_metrics' mcp_parsing setting (default: full, the "
+                             "library default)")
+    parser.add_argument("--only", action="append", choices=PARTS,
+                        help="run only this part (repeatable)")
+    parser.add_argument("--output", type=Path, help="write the Markdown into this file")
+    arguments = parser.parse_args(argv)
+    settings = QUICK if arguments.quick else FULL
+    parts = arguments.only or list(PARTS)
+    command = "python benchmarks/run.py " + shlex.join(sys.argv[1:] if argv is None else argv)
+
+    started = time.monotonic()
+    load_before = report.load_average()
+    out = Collected()
+    if "inprocess" in parts:
+        in_process_plain(settings, arguments.mcp_parsing, out)
+    if "mcp" in parts:
+        in_process_mcp(settings, arguments.mcp_parsing, out)
+    if "render" in parts:
+        render(settings, arguments.mcp_parsing, out)
+    if "server" in parts:
+        under_uvicorn(settings, arguments.mcp_parsing, out)
+    minutes = (time.monotonic() - started) / 60
+
+    text = ["## Environment\n\n" + report.environment(
+        load_before=load_before, load_after=report.load_average(),
+        mcp_parsing=arguments.mcp_parsing, command=command.strip())
+        + f"\nThe run took {minutes:.1f} minutes."]
+    if out.targets:
+        text.append("## Targets\n\n" + report.targets_table(out.targets))
+    text += out.sections
+    text.append("## Verification\n\nEach instrumented variant's registry, read back after the "
+                "run: what it recorded against what was sent (in-process) or completed by the "
+                "load generator (uvicorn; requests still in flight when a run stopped may be "
+                "recorded too). A mismatch fails the run.\n\n"
+                + report.verification_table(out.in_process_checks, out.server_checks))
+    markdown = "\n\n".join(text)
+    print(markdown)
+    if arguments.output is not None:
+        _write(arguments.output, markdown)
+        _progress(f"wrote {arguments.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

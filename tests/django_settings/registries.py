@@ -1,0 +1,5 @@
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry
+
+DEFAULT = CollectorRegistry()
