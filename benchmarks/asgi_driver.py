@@ -108,7 +108,11 @@ class Lifespan:
     async def __aenter__(self) -> Lifespan:
         scope: Scope = {"type": "lifespan", "asgi": {"version": "3.0", "spec_version": "2.0"},
                         "state": {}}
-        self._task = asyncio.create_task(self._app(scope, self._inbox.get, self._outbox.put))
+
+        async def serve() -> None:
+            await self._app(scope, self._inbox.get, self._outbox.put)
+
+        self._task = asyncio.create_task(serve())
         await self._inbox.put({"type": "lifespan.startup"})
         await self._expect("lifespan.startup.complete")
         return self

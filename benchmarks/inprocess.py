@@ -33,7 +33,7 @@ from mcp_app import (
     tool_call,
     tools_list,
 )
-from timing import Contender, Summary, interleave, request_batch, summarize
+from timing import CLOCKS, Contender, Summary, interleave, request_batch, summarize
 
 JSON_WORKLOAD = "JSON route (/items/{item_id})"
 SSE_WORKLOAD = f"SSE route (/events, {SSE_EVENTS} events)"
@@ -62,6 +62,8 @@ class Plan:
     per_round: int
     warmup: int
     seed: int
+    clock: str = "cpu"
+    """A key of :data:`timing.CLOCKS`."""
 
 
 def _check_json(reply: Reply) -> str | None:
@@ -97,7 +99,7 @@ async def run_plain(plan: Plan, *, mcp_parsing: str) -> Results:
         contenders.append(Contender(SSE_WORKLOAD, variant.name,
                                     request_batch(variant.app, SSE_REQUEST, _check_sse)))
     await interleave(contenders, rounds=plan.rounds, per_round=plan.per_round,
-                     warmup=plan.warmup, seed=plan.seed)
+                     warmup=plan.warmup, seed=plan.seed, clock=CLOCKS[plan.clock])
     verified = []
     for variant in variants:
         sent = probes[variant.name] + sum(c.sent for c in contenders
@@ -137,7 +139,7 @@ async def run_mcp(plan: Plan, *, mcp_parsing: str) -> Results:
                 contenders.append(Contender(mcp_workload(era), variant.name, request_batch(
                     variant.app, tool_call(era), check_tool_result)))
         await interleave(contenders, rounds=plan.rounds, per_round=plan.per_round,
-                         warmup=plan.warmup, seed=plan.seed)
+                         warmup=plan.warmup, seed=plan.seed, clock=CLOCKS[plan.clock])
     verified = []
     for variant in variants:
         mine = [c for c in contenders if c.variant == variant.name]

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import statistics
 from dataclasses import dataclass
-from time import perf_counter
 
 from prometheus_client import CollectorRegistry
 from starlette.applications import Starlette
@@ -21,6 +20,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from asgi_driver import Request, UnexpectedReply, call
+from timing import CLOCKS
 
 STATUSES = (200, 404, 500)
 FORMATS = (
@@ -56,7 +56,7 @@ class RenderResults:
 
 
 async def fill_registry(routes: int, mcp_parsing: str) -> CollectorRegistry:
-    """A registry holding ``routes`` × :data:`STATUSES` requests' worth of series."""
+    """A registry holding ``routes`` x :data:`STATUSES` requests' worth of series."""
     from asgi_mcp_metrics import MetricsMiddleware
 
     registry = CollectorRegistry()
@@ -81,12 +81,14 @@ def _count(registry: CollectorRegistry) -> tuple[int, int]:
     return len(label_sets), samples
 
 
-async def run_render(*, routes: int, repeats: int, mcp_parsing: str) -> RenderResults:
+async def run_render(*, routes: int, repeats: int, mcp_parsing: str,
+                     clock: str = "cpu") -> RenderResults:
     from asgi_mcp_metrics import MetricsEndpoint
 
     registry = await fill_registry(routes, mcp_parsing)
     label_sets, series = _count(registry)
     endpoint = MetricsEndpoint(registry=registry)
+    now = CLOCKS[clock]
     rows = []
     for title, accept, encoding in FORMATS:
         headers = [(b"accept", accept.encode("ascii"))]
@@ -96,9 +98,9 @@ async def run_render(*, routes: int, repeats: int, mcp_parsing: str) -> RenderRe
         times = []
         size = 0
         for _ in range(repeats):
-            started = perf_counter()
+            started = now()
             reply = await call(endpoint, scrape, keep_body=True)
-            times.append(perf_counter() - started)
+            times.append(now() - started)
             if reply.status != 200:
                 raise UnexpectedReply(f"/metrics answered {reply.status}")
             size = len(reply.body)

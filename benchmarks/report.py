@@ -92,25 +92,27 @@ def timing_table(rows: Sequence[Summary]) -> str:
              "middle half of rounds (µs) |",
              "|---|---:|---:|---:|---:|"]
     for row in rows:
-        overhead = "–" if row.overhead_us == 0 and row.ratio == 1 else _us(row.overhead_us)
+        overhead = "-" if row.overhead_us == 0 and row.ratio == 1 else _us(row.overhead_us)
         lines.append(f"| {row.variant} | {_us(row.median_us)} | {overhead} | "
-                     f"{row.ratio:.3f} | {_us(row.spread_us[0])} – {_us(row.spread_us[1])} |")
+                     f"{row.ratio:.3f} | {_us(row.spread_us[0])} - {_us(row.spread_us[1])} |")
     return "\n".join(lines)
 
 
 def throughput_table(rows: Sequence[Throughput]) -> str:
-    lines = ["| variant | requests/s (median) | ratio to bare | p50 latency (ms) | "
-             "p99 latency (ms) | middle half of rounds (req/s) |",
-             "|---|---:|---:|---:|---:|---:|"]
+    lines = ["| variant | requests/s (median) | ratio to bare | middle half of rounds (req/s) | "
+             "p50 / p99 latency (ms) | server CPU µs / request | CPU-based ratio |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
     for row in rows:
+        cpu = "-" if row.cpu_us is None else f"{row.cpu_us:,.0f}"
+        cpu_ratio = "-" if row.cpu_ratio is None else f"{row.cpu_ratio:.3f}"
         lines.append(f"| {row.variant} | {row.per_second:,.0f} | {row.ratio:.3f} | "
-                     f"{row.p50_ms:.2f} | {row.p99_ms:.2f} | "
-                     f"{row.spread[0]:,.0f} – {row.spread[1]:,.0f} |")
+                     f"{row.spread[0]:,.0f} - {row.spread[1]:,.0f} | "
+                     f"{row.p50_ms:.2f} / {row.p99_ms:.2f} | {cpu} | {cpu_ratio} |")
     return "\n".join(lines)
 
 
 def render_table(results: RenderResults) -> str:
-    lines = [f"{results.routes} routes × 3 statuses through the middleware: "
+    lines = [f"{results.routes} routes x 3 statuses through the middleware: "
              f"{results.label_sets:,} label sets, **{results.series:,} series** "
              "(sample lines).", "",
              "| format | median render (ms) | body (bytes) |", "|---|---:|---:|"]

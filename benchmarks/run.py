@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import re
 import shlex
@@ -59,6 +60,7 @@ class Settings:
     mcp_server: ServerPlan
     render_routes: int
     render_repeats: int
+    clock: str = "cpu"
 
 
 FULL = Settings(
@@ -95,6 +97,12 @@ def _load_of(request: Request) -> Load:
     return Load(request.path, request.method, headers, request.body)
 
 
+def _clock_words(clock: str) -> str:
+    if clock == "cpu":
+        return "times are the process's CPU time (see Method)"
+    return "times are wall-clock time"
+
+
 def _progress(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
@@ -104,9 +112,10 @@ def in_process_plain(settings: Settings, mcp_parsing: str, out: Collected) -> No
     results = asyncio.run(run_plain(settings.plain, mcp_parsing=mcp_parsing))
     out.in_process_checks += results.verified
     plan = settings.plain
-    text = [f"## In-process: the ASGI app called directly\n\n{plan.rounds} rounds × "
+    text = [f"## In-process: the ASGI app called directly\n\n{plan.rounds} rounds x "
             f"{plan.per_round} requests per variant and route, after {plan.warmup} warm-up "
-            "requests; variants in a new random order every round."]
+            "requests; variants in a new random order every round; "
+            f"{_clock_words(plan.clock)}."]
     for workload, rows in results.tables.items():
         text.append(f"### {workload}\n\n{report.timing_table(rows)}")
     out.sections.append("\n\n".join(text))
@@ -121,7 +130,7 @@ def _plain_targets(results: Results, out: Collected) -> None:
     out.targets.append(report.Target(
         "plain route: overhead vs the fastest peer", "≤ ¼ of the fastest peer's overhead",
         f"{ours.overhead_us:.1f} µs vs {fastest.overhead_us:.1f} µs ({fastest.variant}): "
-        f"{ours.overhead_us / fastest.overhead_us:.2f}×",
+        f"{ours.overhead_us / fastest.overhead_us:.2f}x",
         ours.overhead_us <= fastest.overhead_us / 4))
     out.targets.append(report.Target(
         "plain route: absolute overhead", "< 10 µs per request", f"{ours.overhead_us:.1f} µs",
@@ -135,8 +144,9 @@ def in_process_mcp(settings: Settings, mcp_parsing: str, out: Collected) -> None
     plan = settings.mcp
     text = [f"## In-process: MCP `tools/call` on the official SDK\n\n`MCPServer` "
             "(mcp SDK), one trivial tool, `streamable_http_app(json_response=True, "
-            f"stateless_http=True)`. {plan.rounds} rounds × {plan.per_round} calls per variant "
-            f"and protocol era, after {plan.warmup} warm-up calls and one `tools/list`."]
+            f"stateless_http=True)`. {plan.rounds} rounds x {plan.per_round} calls per variant "
+            f"and protocol era, after {plan.warmup} warm-up calls and one `tools/list`; "
+            f"{_clock_words(plan.clock)}."]
     for era in (HANDSHAKE_ERA, MODERN_ERA):
         rows = results.tables[mcp_workload(era)]
         text.append(f"### {mcp_workload(era)}\n\n{report.timing_table(rows)}")
@@ -159,11 +169,12 @@ def render(settings: Settings, mcp_parsing: str, out: Collected) -> None:
     _progress("/metrics render time")
     results: RenderResults = asyncio.run(run_render(
         routes=settings.render_routes, repeats=settings.render_repeats,
-        mcp_parsing=mcp_parsing))
+        mcp_parsing=mcp_parsing, clock=settings.clock))
     out.sections.append(
         "## `/metrics` render time\n\nIn-process through `MetricsEndpoint` (default settings, "
         f"so renders slower than 5 ms move to a worker thread), median of "
-        f"{settings.render_repeats} scrapes per format.\n\n" + report.render_table(results))
+        f"{settings.render_repeats} scrapes per format; {_clock_words(settings.clock)}.\n\n"
+        + report.render_table(results))
 
 
 def _prepare_mcp(servers: Sequence[Server], era: str) -> None:
@@ -182,7 +193,7 @@ def _prepare_mcp(servers: Sequence[Server], era: str) -> None:
 
 def under_uvicorn(settings: Settings, mcp_parsing: str, out: Collected) -> None:
     plan = settings.server
-    _progress(f"uvicorn: JSON route, 5 servers, {plan.rounds} rounds × {plan.seconds} s")
+    _progress(f"uvicorn: JSON route, 5 servers, {plan.rounds} rounds x {plan.seconds} s")
     with running_servers("plain", VARIANTS, mcp_parsing) as servers:
         interleave_load(servers, _load_of(JSON_REQUEST), plan)
         out.server_checks += verify_load(servers, plan.connections)
@@ -190,7 +201,7 @@ def under_uvicorn(settings: Settings, mcp_parsing: str, out: Collected) -> None:
     out.sections.append(
         f"## Under uvicorn: JSON route (`GET {JSON_REQUEST.path}`)\n\nOne uvicorn process per "
         f"variant, {load_generator()} with {plan.connections} keep-alive connections from a "
-        f"separate process; {plan.rounds} rounds × {plan.seconds:g} s per variant after a "
+        f"separate process; {plan.rounds} rounds x {plan.seconds:g} s per variant after a "
         f"{plan.warmup_seconds:g} s warm-up, variants in a new random order every round. The "
         "ratio is the median of per-round ratios to bare.\n\n" + report.throughput_table(rows))
     ours = next(row for row in rows if row.variant == OURS)
@@ -210,7 +221,7 @@ def under_uvicorn(settings: Settings, mcp_parsing: str, out: Collected) -> None:
     out.sections.append(
         f"## Under uvicorn: MCP `tools/call` (protocol {era})\n\nThe SDK app as above, one "
         f"uvicorn process per variant, {plan.connections} connections POSTing `tools/call`; "
-        f"{plan.rounds} rounds × {plan.seconds:g} s.\n\n" + report.throughput_table(rows))
+        f"{plan.rounds} rounds x {plan.seconds:g} s.\n\n" + report.throughput_table(rows))
     if mcp_parsing != "off":
         parsed = next(row for row in rows if row.variant == parsed_variant_name(mcp_parsing))
         out.targets.append(report.Target(
@@ -237,11 +248,18 @@ def main(argv: Sequence[str] | None = None) -> int:
                         choices=("full", "request_body", "headers_only", "off"),
                         help="asgi_mcp_metrics' mcp_parsing setting (default: full, the "
                              "library default)")
+    parser.add_argument("--clock", choices=("cpu", "wall"), default="cpu",
+                        help="in-process timing clock: the process's CPU time (default; robust "
+                             "on a busy machine) or wall time")
     parser.add_argument("--only", action="append", choices=PARTS,
                         help="run only this part (repeatable)")
     parser.add_argument("--output", type=Path, help="write the Markdown into this file")
     arguments = parser.parse_args(argv)
     settings = QUICK if arguments.quick else FULL
+    settings = dataclasses.replace(
+        settings, clock=arguments.clock,
+        plain=dataclasses.replace(settings.plain, clock=arguments.clock),
+        mcp=dataclasses.replace(settings.mcp, clock=arguments.clock))
     parts = arguments.only or list(PARTS)
     command = "python benchmarks/run.py " + shlex.join(sys.argv[1:] if argv is None else argv)
 

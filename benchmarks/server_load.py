@@ -13,6 +13,7 @@ when a run stopped, or the benchmark fails.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import http.client
 import json
 import os
@@ -73,10 +74,30 @@ class RunResult:
     bad_status: int
     p50_us: float
     p99_us: float
+    server_cpu_seconds: float | None = None
+    """CPU time the server process used during the run (Linux only)."""
 
     @property
     def per_second(self) -> float:
         return self.requests / self.seconds
+
+    @property
+    def cpu_us_per_request(self) -> float | None:
+        if self.server_cpu_seconds is None or not self.requests:
+            return None
+        return self.server_cpu_seconds / self.requests * 1e6
+
+
+def process_cpu_seconds(pid: int) -> float | None:
+    """User plus system CPU time of process ``pid``, from ``/proc`` (None elsewhere)."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    # After the command name: state is field 3, utime field 14, stime field 15 (1-based).
+    ticks = int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 @dataclass
@@ -228,8 +249,12 @@ def _parse(finished: subprocess.CompletedProcess[str]) -> RunResult:
 def load_once(server: Server, load: Load, *, connections: int, seconds: float) -> RunResult:
     runner = _run_wrk if shutil.which("wrk") else _run_loadgen
     with tempfile.TemporaryDirectory(prefix="asgi-mcp-metrics-load-") as work_dir:
+        cpu_before = process_cpu_seconds(server.process.pid)
         result = runner(server.port, load, connections=connections, seconds=seconds,
                         work_dir=Path(work_dir))
+        cpu_after = process_cpu_seconds(server.process.pid)
+    if cpu_before is not None and cpu_after is not None:
+        result = dataclasses.replace(result, server_cpu_seconds=cpu_after - cpu_before)
     if result.errors or result.bad_status:
         raise LoadError(f"{server.variant}: {result.errors} socket errors, "
                         f"{result.bad_status} bad statuses in one run")
@@ -292,6 +317,10 @@ class Throughput:
     p50_ms: float
     p99_ms: float
     spread: tuple[float, float]
+    cpu_us: float | None
+    """Median server CPU time per request."""
+    cpu_ratio: float | None
+    """Median per-round ratio of the baseline's CPU per request to this variant's."""
 
 
 def summarize(servers: Sequence[Server], baseline: str) -> list[Throughput]:
@@ -304,7 +333,8 @@ def summarize(servers: Sequence[Server], baseline: str) -> list[Throughput]:
     rows = []
     for server in sorted(servers, key=lambda s: s.variant != baseline):
         rates = [run.per_second for run in server.runs]
-        paired = [run.per_second / other.per_second for run, other in zip(server.runs, base.runs)]
+        paired = [run.per_second / other.per_second
+                  for run, other in zip(server.runs, base.runs, strict=True)]
         quartiles = statistics.quantiles(rates, n=4) if len(rates) > 1 else [rates[0]] * 3
         rows.append(Throughput(
             variant=server.variant,
@@ -313,5 +343,15 @@ def summarize(servers: Sequence[Server], baseline: str) -> list[Throughput]:
             p50_ms=statistics.median(run.p50_us for run in server.runs) / 1000,
             p99_ms=statistics.median(run.p99_us for run in server.runs) / 1000,
             spread=(quartiles[0], quartiles[2]),
+            cpu_us=_median_or_none([run.cpu_us_per_request for run in server.runs]),
+            cpu_ratio=_median_or_none([
+                None if mine.cpu_us_per_request is None or theirs.cpu_us_per_request is None
+                else theirs.cpu_us_per_request / mine.cpu_us_per_request
+                for mine, theirs in zip(server.runs, base.runs, strict=True)]),
         ))
     return rows
+
+
+def _median_or_none(values: Sequence[float | None]) -> float | None:
+    known = [value for value in values if value is not None]
+    return statistics.median(known) if known and len(known) == len(values) else None
