@@ -39,14 +39,17 @@ def is_timeout(error: BaseException) -> bool:
 def error_type_of(error: BaseException) -> str:
     """The ``error_type`` label of a failed call.
 
-    The JSON-RPC code of an ``mcp`` ``MCPError`` (``"-32602"``), ``timeout`` for timeouts,
+    The JSON-RPC code of an ``mcp`` ``MCPError`` (``"-32602"``; codes outside the known set
+    are ``_OTHER``), ``timeout`` for timeouts,
     ``cancelled`` for cancellation, else the exception's class name.
     """
     code = getattr(getattr(error, "error", None), "code", None)
     if code is None:
         code = getattr(error, "code", None)
     if isinstance(code, int) and not isinstance(code, bool):
-        return str(code)
+        from .mcp.vocabulary import error_code_label  # codes come from the peer: bounded
+
+        return error_code_label(code)
     if is_timeout(error):
         return "timeout"
     if is_cancellation(error):

@@ -30,7 +30,11 @@ PROBE_ATTRIBUTE = "_self_asgi_mcp_metrics_probe"
 
 class Probe(Protocol):
     def begin(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        """Called when the call starts; returns the state handed to :meth:`end`."""
+        """Called when the call starts; returns the state handed to :meth:`end`.
+
+        ``args`` are the call's positional arguments as the ``def`` declares them: for a
+        method (also a bound method that was wrapped), the instance or class comes first.
+        """
 
     def end(self, state: Any, result: Any, error: BaseException | None) -> None:
         """Called once when the call is over: returned (``error`` None) or raised."""
@@ -60,7 +64,8 @@ def wrap(target: Any, probe: Probe) -> Any:
 
     def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...],
                 kwargs: dict[str, Any]) -> Any:
-        return driver(probe, wrapped, args, kwargs)
+        declared = args if instance is None else (instance, *args)
+        return driver(probe, wrapped, args, kwargs, declared)
 
     proxy = wrapt.FunctionWrapper(target, wrapper)
     setattr(proxy, PROBE_ATTRIBUTE, probe)
@@ -69,7 +74,9 @@ def wrap(target: Any, probe: Probe) -> Any:
 
 def probe_of(obj: Any) -> Any:
     """The probe of an object made by :func:`wrap`, else None."""
-    return getattr(obj, PROBE_ATTRIBUTE, None) if isinstance(obj, wrapt.ObjectProxy) else None
+    if not isinstance(obj, wrapt.FunctionWrapper):
+        return None
+    return getattr(obj, PROBE_ATTRIBUTE, None)
 
 
 def _begin(probe: Probe, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
@@ -97,8 +104,8 @@ def _internal_error(probe: Probe, where: str) -> None:
 
 
 def _call(probe: Probe, wrapped: Callable[..., Any], args: tuple[Any, ...],
-          kwargs: dict[str, Any]) -> Any:
-    state = _begin(probe, args, kwargs)
+          kwargs: dict[str, Any], declared: tuple[Any, ...]) -> Any:
+    state = _begin(probe, declared, kwargs)
     try:
         result = wrapped(*args, **kwargs)
     except BaseException as exc:
@@ -109,8 +116,8 @@ def _call(probe: Probe, wrapped: Callable[..., Any], args: tuple[Any, ...],
 
 
 async def _await(probe: Probe, wrapped: Callable[..., Awaitable[Any]], args: tuple[Any, ...],
-                 kwargs: dict[str, Any]) -> Any:
-    state = _begin(probe, args, kwargs)
+                 kwargs: dict[str, Any], declared: tuple[Any, ...]) -> Any:
+    state = _begin(probe, declared, kwargs)
     try:
         result = await wrapped(*args, **kwargs)
     except BaseException as exc:
@@ -121,9 +128,10 @@ async def _await(probe: Probe, wrapped: Callable[..., Awaitable[Any]], args: tup
 
 
 def _iterate(probe: Probe, wrapped: Callable[..., Generator[Any, Any, Any]],
-             args: tuple[Any, ...], kwargs: dict[str, Any]) -> Generator[Any, Any, Any]:
+             args: tuple[Any, ...], kwargs: dict[str, Any],
+             declared: tuple[Any, ...]) -> Generator[Any, Any, Any]:
     # The body of a generator starts at the first next(): so does the call.
-    state = _begin(probe, args, kwargs)
+    state = _begin(probe, declared, kwargs)
     try:
         result = yield from wrapped(*args, **kwargs)
     except BaseException as exc:  # GeneratorExit included: the consumer closed it early
@@ -134,8 +142,9 @@ def _iterate(probe: Probe, wrapped: Callable[..., Generator[Any, Any, Any]],
 
 
 async def _aiterate(probe: Probe, wrapped: Callable[..., AsyncGenerator[Any, Any]],
-                    args: tuple[Any, ...], kwargs: dict[str, Any]) -> AsyncGenerator[Any, Any]:
-    state = _begin(probe, args, kwargs)
+                    args: tuple[Any, ...], kwargs: dict[str, Any],
+                    declared: tuple[Any, ...]) -> AsyncGenerator[Any, Any]:
+    state = _begin(probe, declared, kwargs)
     inner = wrapped(*args, **kwargs)
     error: BaseException | None = None
     try:

@@ -152,7 +152,8 @@ def instrument_tool(func: Any = None, /, *, name: str | None = None, backend: La
     Outcomes: ``ok``; ``tool_error`` when the result reports ``isError``/``is_error``;
     ``error`` when the handler raised (the exception is re-raised unchanged); ``cancelled``
     when the call was cancelled.  Label extractors run when the call has ended, with the
-    arguments of the call.
+    arguments of the call as the ``def`` declares them: for a method, ``self`` (or ``cls``)
+    comes first.
     """
     def decorator(target: Any) -> Any:
         return _instrument_tool(target, name, backend, tool, registry, settings)
@@ -392,7 +393,7 @@ def instrument_acl(func: Any = None, /, *, tool: LabelSource = None, backend: La
     exceptions are not decisions: re-raised, not recorded.
 
     ``tool``, ``backend``, ``identity`` and ``rule`` are constants or callables of the
-    function's arguments.  Without one, the value is read from the result (or the exception)
+    function's arguments (for a method, ``self`` first).  Without one, the value is read from the result (or the exception)
     when it has a field of that name (``tool``/``tool_name``, ``backend``, ``identity``,
     ``rule``/``rule_id``/``policy``); identity falls back to the current request's identity.
 

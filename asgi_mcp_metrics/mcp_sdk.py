@@ -225,7 +225,8 @@ class _SessionProbe:
         self.monitor = monitor
 
     def begin(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        request = args[0] if args else kwargs.get("request")
+        # args: (session, request, result_type, ...) - the wrapped send_request is bound.
+        request = args[1] if len(args) > 1 else kwargs.get("request")
         method = getattr(request, "method", None)
         tool = None
         if method == "tools/call":

@@ -78,6 +78,10 @@ def build_app() -> Starlette:
     return Starlette(routes=routes)
 
 
+def _no_errors() -> int:
+    return 0
+
+
 @dataclass
 class Variant:
     """An instrumented app plus a way to read how many requests it has recorded."""
@@ -86,6 +90,13 @@ class Variant:
     app: ASGIApp
     #: Requests (and streams) the instrumentation recorded so far; None for the bare app.
     recorded: Callable[[], int | None]
+    #: Errors asgi_mcp_metrics caught inside itself (its own self-metric); 0 for the others.
+    internal_errors: Callable[[], int] = _no_errors
+
+
+def internal_errors(registry: CollectorRegistry) -> Callable[[], int]:
+    """Reads asgi_mcp_metrics' count of errors it caught in its own code."""
+    return lambda: sample_total(registry, "asgi_mcp_metrics_internal_errors_total")
 
 
 def sample_total(registry: CollectorRegistry, *sample_names: str) -> int:
@@ -101,26 +112,28 @@ def sample_total(registry: CollectorRegistry, *sample_names: str) -> int:
 
 def build_variant(name: str, *, mcp_parsing: str = "full") -> Variant:
     """The app with instrumentation ``name`` added (one of :data:`VARIANTS`)."""
+    app = build_app()
+    if name == OURS:
+        return _add_ours(app, mcp_parsing)
     builders: dict[str, Callable[[Starlette], Callable[[], int | None]]] = {
         BARE: lambda app: lambda: None,
-        OURS: lambda app: _add_ours(app, mcp_parsing),
         PFI: _add_pfi,
         STARLETTE_EXPORTER: _add_starlette_exporter,
         OPENTELEMETRY: _add_opentelemetry,
     }
-    app = build_app()
-    recorded = builders[name](app)
-    return Variant(name, app, recorded)
+    return Variant(name, app, builders[name](app))
 
 
-def _add_ours(app: Starlette, mcp_parsing: str) -> Callable[[], int | None]:
+def _add_ours(app: Starlette, mcp_parsing: str) -> Variant:
     from asgi_mcp_metrics.starlette import instrument
 
     registry = CollectorRegistry()
     instrument(app, registry=registry, expose=False, mcp_parsing=mcp_parsing)
     # Plain requests land in the request histogram, SSE responses in the stream counter.
-    return lambda: sample_total(registry, "http_server_request_duration_seconds_count",
-                                "http_server_streams_total")
+    return Variant(OURS, app,
+                   lambda: sample_total(registry, "http_server_request_duration_seconds_count",
+                                        "http_server_streams_total"),
+                   internal_errors(registry))
 
 
 def _add_pfi(app: Starlette) -> Callable[[], int | None]:

@@ -27,12 +27,14 @@ from mcp_app import (
     MCP_HTTP_ONLY,
     MODERN_ERA,
     build_mcp_variant,
+    build_sdk_app,
     check_tool_body,
     check_tool_result,
     mcp_variant_names,
     tool_call,
     tools_list,
 )
+from mcp_replay import ReplayApp, capture
 from timing import CLOCKS, Contender, Summary, interleave, request_batch, summarize
 
 JSON_WORKLOAD = "JSON route (/items/{item_id})"
@@ -48,6 +50,7 @@ class Verified:
     variant: str
     sent: int
     recorded: int
+    internal_errors: int = 0
 
 
 @dataclass(frozen=True)
@@ -114,48 +117,97 @@ def mcp_workload(era: str) -> str:
     return f"MCP tools/call, protocol {era}"
 
 
-async def run_mcp(plan: Plan, *, mcp_parsing: str) -> Results:
-    """``tools/call`` on the SDK app: bare, HTTP metrics only, and with MCP parsing."""
-    names = list(mcp_variant_names(mcp_parsing))
+def replay_workload(era: str) -> str:
+    return f"MCP tools/call, protocol {era}, SDK answers replayed"
+
+
+async def run_mcp(sdk_plan: Plan, replay_plan: Plan, *, mcp_parsing: str) -> Results:
+    """``tools/call``: bare, HTTP metrics only, and with MCP parsing; real SDK and replayed."""
+    sdk = await _run_mcp_sdk(sdk_plan, mcp_parsing)
+    replayed = await _run_mcp_replay(replay_plan, mcp_parsing)
+    return Results({**sdk.tables, **replayed.tables}, sdk.verified + replayed.verified)
+
+
+async def _list_tools(variant: Variant, era: str) -> None:
+    # A client lists the tools before calling one; the tracker learns the names there.
+    listed = await call(variant.app, tools_list(era), keep_body=True)
+    if listed.status != 200 or b'"add"' not in listed.body:
+        raise UnexpectedReply(f"{variant.name}: tools/list answered {listed}")
+
+
+async def _run_mcp_sdk(plan: Plan, mcp_parsing: str) -> Results:
+    names = mcp_variant_names(mcp_parsing)
     variants = [build_mcp_variant(name, mcp_parsing=mcp_parsing) for name in names]
     contenders: list[Contender] = []
     async with AsyncExitStack() as stack:
         for variant in variants:
             await stack.enter_async_context(Lifespan(variant.app))
-        requests_sent = dict.fromkeys(names, 0)
         for variant in variants:
             for era in ERAS:
-                # A client lists the tools before calling one; the tracker learns names there.
-                listed = await call(variant.app, tools_list(era), keep_body=True)
-                if listed.status != 200 or b'"add"' not in listed.body:
-                    raise UnexpectedReply(f"{variant.name}: tools/list answered {listed}")
+                await _list_tools(variant, era)
                 called = await call(variant.app, tool_call(era), keep_body=True)
                 problem = check_tool_body(called)
                 if problem is not None:
                     raise UnexpectedReply(f"{variant.name}, {era}: {problem}")
-                requests_sent[variant.name] += 2
         for variant in variants:
             for era in ERAS:
                 contenders.append(Contender(mcp_workload(era), variant.name, request_batch(
                     variant.app, tool_call(era), check_tool_result)))
         await interleave(contenders, rounds=plan.rounds, per_round=plan.per_round,
                          warmup=plan.warmup, seed=plan.seed, clock=CLOCKS[plan.clock])
+    verified = _verify_mcp(variants, contenders, mcp_parsing, probe_calls=1, where="SDK")
+    tables = {mcp_workload(era): summarize(
+        [c for c in contenders if c.workload == mcp_workload(era)], MCP_BARE) for era in ERAS}
+    return Results(tables, verified)
+
+
+async def _run_mcp_replay(plan: Plan, mcp_parsing: str) -> Results:
+    source = build_sdk_app()
+    exchanges = []
+    async with Lifespan(source):
+        for era in ERAS:
+            exchanges.append(await capture(source, tools_list(era)))
+            called = await capture(source, tool_call(era))
+            problem = check_tool_body(called.reply())
+            if problem is not None:
+                raise UnexpectedReply(f"captured tools/call, {era}: {problem}")
+            exchanges.append(called)
+    names = mcp_variant_names(mcp_parsing)
+    variants = [build_mcp_variant(name, mcp_parsing=mcp_parsing,
+                                  base=lambda: ReplayApp(exchanges)) for name in names]
+    for variant in variants:
+        for era in ERAS:
+            await _list_tools(variant, era)
+    contenders = [Contender(replay_workload(era), variant.name, request_batch(
+        variant.app, tool_call(era), check_tool_result)) for variant in variants for era in ERAS]
+    await interleave(contenders, rounds=plan.rounds, per_round=plan.per_round,
+                     warmup=plan.warmup, seed=plan.seed, clock=CLOCKS[plan.clock])
+    verified = _verify_mcp(variants, contenders, mcp_parsing, probe_calls=0, where="replayed")
+    tables = {replay_workload(era): summarize(
+        [c for c in contenders if c.workload == replay_workload(era)], MCP_BARE) for era in ERAS}
+    return Results(tables, verified)
+
+
+def _verify_mcp(variants: list[Variant], contenders: list[Contender], mcp_parsing: str, *,
+                probe_calls: int, where: str) -> list[Verified]:
+    """HTTP-only variants must count every request, parsed ones every visible tools/call."""
     verified = []
     for variant in variants:
         mine = [c for c in contenders if c.variant == variant.name]
         if variant.name == MCP_BARE:
             continue
         if variant.name == MCP_HTTP_ONLY:
-            sent = requests_sent[variant.name] + sum(c.sent for c in mine)
+            # Per era: one tools/list, the probe calls, the timed calls.
+            sent = sum(1 + probe_calls + c.sent for c in mine)
         else:
-            # One probe tools/call per era, plus the timed ones, in the eras the mode can see.
+            # headers_only cannot name the tool of a handshake-era call (no Mcp-Name header).
             visible = [era for era in ERAS if mcp_parsing != "headers_only" or era == MODERN_ERA]
-            sent = sum(1 + c.sent for c in mine
-                       if any(c.workload == mcp_workload(era) for era in visible))
-        verified.append(_verify(variant, sent))
-    tables = {mcp_workload(era): summarize(
-        [c for c in contenders if c.workload == mcp_workload(era)], MCP_BARE) for era in ERAS}
-    return Results(tables, verified)
+            sent = sum(probe_calls + c.sent for c in mine
+                       if any(c.workload.startswith(mcp_workload(era)) for era in visible))
+        checked = _verify(variant, sent)
+        verified.append(Verified(f"{checked.variant} ({where})", checked.sent, checked.recorded,
+                                 checked.internal_errors))
+    return verified
 
 
 def _verify(variant: Variant, sent: int) -> Verified:
@@ -166,4 +218,5 @@ def _verify(variant: Variant, sent: int) -> Verified:
         raise VerificationError(
             f"{variant.name} recorded {recorded} requests but {sent} were sent; its numbers "
             "would not mean anything")
-    return Verified(variant.name, sent, recorded)
+    return Verified(variant.name, sent, recorded, variant.internal_errors())
+

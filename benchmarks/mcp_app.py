@@ -10,11 +10,12 @@ protocol version in ``params._meta``).
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from prometheus_client import CollectorRegistry
 
-from apps import Variant, sample_total
+from apps import Variant, internal_errors, sample_total
 from asgi_driver import ASGIApp, Reply, Request
 
 TOOL = "add"
@@ -55,22 +56,27 @@ def build_sdk_app() -> ASGIApp:
     return app
 
 
-def build_mcp_variant(name: str, *, mcp_parsing: str) -> Variant:
-    """``name`` is one of :func:`mcp_variant_names`; the tracked variant uses ``mcp_parsing``."""
+def build_mcp_variant(name: str, *, mcp_parsing: str,
+                      base: Callable[[], ASGIApp] = build_sdk_app) -> Variant:
+    """``name`` is one of :func:`mcp_variant_names`; the tracked variant uses ``mcp_parsing``.
+
+    ``base`` makes the app that is wrapped (or left bare): the real SDK app by default.
+    """
     from asgi_mcp_metrics import MetricsMiddleware
 
-    app = build_sdk_app()
+    app = base()
     if name == MCP_BARE:
         return Variant(name, app, lambda: None)
     registry = CollectorRegistry()
     if name == MCP_HTTP_ONLY:
         wrapped = MetricsMiddleware(app, registry=registry, mcp_parsing="off")
         return Variant(name, wrapped,
-                       lambda: sample_total(registry, "http_server_request_duration_seconds_count"))
+                       lambda: sample_total(registry, "http_server_request_duration_seconds_count"),
+                       internal_errors(registry))
     if name != parsed_variant_name(mcp_parsing):
         raise ValueError(f"unknown MCP variant {name!r}")
     wrapped = MetricsMiddleware(app, registry=registry, mcp_parsing=mcp_parsing)
-    return Variant(name, wrapped, lambda: tool_calls_recorded(registry))
+    return Variant(name, wrapped, lambda: tool_calls_recorded(registry), internal_errors(registry))
 
 
 def tool_calls_recorded(registry: CollectorRegistry) -> int:

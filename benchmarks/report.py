@@ -7,8 +7,9 @@ import importlib.util
 import os
 import platform
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from inprocess import Verified as InProcessVerified
 from render_bench import RenderResults
@@ -51,10 +52,28 @@ def _wrk_version() -> str:
     return first[0].split(" Copyright")[0] if first else "unknown"
 
 
-def _uvicorn_stack() -> str:
-    http = "httptools" if importlib.util.find_spec("httptools") else "h11"
-    loop = "uvloop" if importlib.util.find_spec("uvloop") else "asyncio"
-    return f"--http auto ({http}), --loop auto ({loop})"
+def uvicorn_stack(http: str, loop: str) -> str:
+    """The ``--http``/``--loop`` options and, for ``auto``, what uvicorn will pick."""
+    if http == "auto":
+        http = "auto (" + ("httptools" if importlib.util.find_spec("httptools") else "h11") + ")"
+    if loop == "auto":
+        loop = "auto (" + ("uvloop" if importlib.util.find_spec("uvloop") else "asyncio") + ")"
+    return f"`--http {http}`, `--loop {loop}`"
+
+
+def library_revision() -> str:
+    """The commit the library was measured at, and whether its files had local changes."""
+    root = Path(__file__).resolve().parent.parent
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root,
+                                capture_output=True, text=True, timeout=10).stdout.strip()
+        changed = subprocess.run(["git", "status", "--porcelain", "--", "asgi_mcp_metrics"],
+                                 cwd=root, capture_output=True, text=True, timeout=10).stdout
+    except OSError:
+        return "unknown (no git)"
+    if not commit:
+        return "unknown (not a git checkout)"
+    return f"{commit}, with local changes in asgi_mcp_metrics/" if changed.strip() else commit
 
 
 def load_average() -> str:
@@ -65,8 +84,8 @@ def load_average() -> str:
     return f"{one:.2f} / {five:.2f} / {fifteen:.2f}"
 
 
-def environment(*, load_before: str, load_after: str, mcp_parsing: str,
-                command: str) -> str:
+def environment(*, load_before: str, load_after: str, mcp_parsing: str, command: str,
+                stack: str) -> str:
     lines = [
         "| | |",
         "|---|---|",
@@ -74,8 +93,9 @@ def environment(*, load_before: str, load_after: str, mcp_parsing: str,
         f"| machine | {os.cpu_count()} CPUs ({_cpu_model()}), {platform.system()} "
         f"{platform.release()} |",
         f"| Python | {platform.python_implementation()} {platform.python_version()} |",
+        f"| asgi_mcp_metrics revision | {library_revision()} |",
         f"| load average (1/5/15 min) before → after | {load_before} → {load_after} |",
-        f"| uvicorn | {_uvicorn_stack()}, `--workers 1 --no-access-log --log-level warning` |",
+        f"| uvicorn | {stack}, `--workers 1 --no-access-log --log-level warning` |",
         f"| load generator | {_wrk_version()} |",
         f"| asgi_mcp_metrics settings | defaults, `mcp_parsing=\"{mcp_parsing}\"` |",
     ]
@@ -87,13 +107,14 @@ def _us(value: float) -> str:
     return f"{value:,.1f}"
 
 
-def timing_table(rows: Sequence[Summary]) -> str:
+def timing_table(rows: Sequence[Summary], rename: Mapping[str, str] | None = None) -> str:
     lines = ["| variant | µs / request (median) | overhead vs bare (µs) | ratio | "
              "middle half of rounds (µs) |",
              "|---|---:|---:|---:|---:|"]
     for row in rows:
         overhead = "-" if row.overhead_us == 0 and row.ratio == 1 else _us(row.overhead_us)
-        lines.append(f"| {row.variant} | {_us(row.median_us)} | {overhead} | "
+        name = (rename or {}).get(row.variant, row.variant)
+        lines.append(f"| {name} | {_us(row.median_us)} | {overhead} | "
                      f"{row.ratio:.3f} | {_us(row.spread_us[0])} - {_us(row.spread_us[1])} |")
     return "\n".join(lines)
 
@@ -123,13 +144,14 @@ def render_table(results: RenderResults) -> str:
 
 def verification_table(in_process: Sequence[InProcessVerified],
                        servers: Sequence[ServerVerified]) -> str:
-    lines = ["| where | variant | sent / completed | recorded |", "|---|---|---:|---:|"]
+    lines = ["| where | variant | sent / completed | recorded | internal errors |",
+             "|---|---|---:|---:|---:|"]
     for checked in in_process:
         lines.append(f"| in-process | {checked.variant} | {checked.sent:,} | "
-                     f"{checked.recorded:,} |")
+                     f"{checked.recorded:,} | {checked.internal_errors} |")
     for served in servers:
         lines.append(f"| uvicorn | {served.variant} | {served.completed:,} | "
-                     f"{served.recorded:,} |")
+                     f"{served.recorded:,} | {served.internal_errors} |")
     return "\n".join(lines)
 
 

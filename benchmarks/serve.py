@@ -33,7 +33,8 @@ class RecordedProbe:
             await self.app(scope, receive, send)
             return
         body = json.dumps({"variant": self.variant.name,
-                           "recorded": self.variant.recorded()}).encode("utf-8")
+                           "recorded": self.variant.recorded(),
+                           "internal_errors": self.variant.internal_errors()}).encode("utf-8")
         await send({"type": "http.response.start", "status": 200,
                     "headers": [(b"content-type", b"application/json"),
                                 (b"content-length", str(len(body)).encode("ascii"))]})

@@ -25,7 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -123,13 +123,23 @@ def _free_port() -> int:
         return port
 
 
-def _start(app_kind: str, variant: str, mcp_parsing: str, log_dir: Path) -> Server:
+@dataclass(frozen=True)
+class Stack:
+    """uvicorn's ``--http`` and ``--loop`` choices (``auto`` takes the fast ones if installed)."""
+
+    http: str = "auto"
+    loop: str = "auto"
+
+
+def _start(app_kind: str, variant: str, mcp_parsing: str, stack: Stack,
+           log_dir: Path) -> Server:
     port = _free_port()
     env = {**os.environ, APP_ENV: app_kind, VARIANT_ENV: variant, MCP_PARSING_ENV: mcp_parsing}
     log_path = log_dir / f"{app_kind}-{port}.log"
     command = [sys.executable, "-m", "uvicorn", "serve:app_from_environment", "--factory",
                "--app-dir", str(BENCH_DIR), "--host", HOST, "--port", str(port),
-               "--workers", "1", "--no-access-log", "--log-level", "warning"]
+               "--workers", "1", "--no-access-log", "--log-level", "warning",
+               "--http", stack.http, "--loop", stack.loop]
     with log_path.open("wb") as log:
         process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
     return Server(variant, port, process, log_path)
@@ -172,23 +182,25 @@ def _wait_ready(server: Server, deadline_seconds: float = 60.0) -> None:
     raise LoadError(f"uvicorn for {server.variant} did not start:\n{log}")
 
 
-def recorded(server: Server) -> int | None:
+def recorded(server: Server) -> tuple[int | None, int]:
+    """(requests the variant recorded or None for bare, asgi_mcp_metrics' internal errors)."""
     status, body = _get(server.port, RECORDED_PATH)
     if status != 200:
         raise LoadError(f"{server.variant}: {RECORDED_PATH} answered {status}")
-    value = json.loads(body)["recorded"]
-    return None if value is None else int(value)
+    answer = json.loads(body)
+    value = answer["recorded"]
+    return (None if value is None else int(value)), int(answer["internal_errors"])
 
 
 @contextlib.contextmanager
-def running_servers(app_kind: str, variants: Sequence[str],
-                    mcp_parsing: str) -> Iterator[list[Server]]:
+def running_servers(app_kind: str, variants: Sequence[str], mcp_parsing: str,
+                    stack: Stack) -> Iterator[list[Server]]:
     """Start one uvicorn per variant; stop exactly those processes afterwards."""
     with tempfile.TemporaryDirectory(prefix="asgi-mcp-metrics-bench-") as log_dir:
         servers: list[Server] = []
         try:
             for variant in variants:
-                servers.append(_start(app_kind, variant, mcp_parsing, Path(log_dir)))
+                servers.append(_start(app_kind, variant, mcp_parsing, stack, Path(log_dir)))
             for server in servers:
                 _wait_ready(server)
             yield servers
@@ -289,14 +301,14 @@ class Verified:
     variant: str
     completed: int
     recorded: int
+    internal_errors: int
 
 
-def verify(servers: Sequence[Server], connections: int,
-           count: Callable[[Server], int | None] = recorded) -> list[Verified]:
+def verify(servers: Sequence[Server], connections: int) -> list[Verified]:
     """Each server recorded every completed request, plus at most the ones in flight."""
     checked = []
     for server in servers:
-        value = count(server)
+        value, errors = recorded(server)
         if value is None:
             continue
         runs = server.warmup + server.runs
@@ -305,7 +317,7 @@ def verify(servers: Sequence[Server], connections: int,
         if not completed <= value <= completed + in_flight:
             raise LoadError(f"{server.variant} recorded {value} requests; the load generator "
                             f"completed {completed} (up to {in_flight} more may be in flight)")
-        checked.append(Verified(server.variant, completed, value))
+        checked.append(Verified(server.variant, completed, value, errors))
     return checked
 
 

@@ -20,7 +20,7 @@ from asgi_mcp_metrics import decorators
 from asgi_mcp_metrics.config import Settings
 from asgi_mcp_metrics.decorators import instrument_acl, instrument_tool, parse_decision
 from asgi_mcp_metrics.identity import use_identity
-from asgi_mcp_metrics.known import is_declared_tool
+from asgi_mcp_metrics.known import declare_tool, is_declared_tool
 from asgi_mcp_metrics.recorder import get_recorder
 from tests.asgi import total, value
 
@@ -384,6 +384,29 @@ def test_dispatch_function_with_tool_and_backend_extractors(registry: CollectorR
     assert is_declared_tool("read_file")
 
 
+async def test_extractors_of_a_method_get_self_first(registry: CollectorRegistry,
+                                                   settings: Settings) -> None:
+    class Proxy:
+        def __init__(self) -> None:
+            self.routes = {"forecast": "weather"}
+
+        @instrument_tool(tool=lambda self, name, arguments: name,
+                         backend=lambda self, name, arguments: self.routes[name],
+                         registry=registry, settings=settings)
+        async def forward(self, name: str, arguments: dict[str, Any]) -> str:
+            return name
+
+    proxy = Proxy()
+    assert await proxy.forward("forecast", {}) == "forecast"
+    # A bound method decorated at run time sees the same arguments.
+    bound = instrument_tool(tool=lambda self, name, arguments: name,
+                            backend=lambda self, name, arguments: self.routes[name],
+                            registry=registry, settings=settings)(proxy.forward.__wrapped__
+                                                                  .__get__(proxy))
+    assert await bound("forecast", {}) == "forecast"
+    assert calls(registry, "forecast", backend="weather") == 2
+
+
 def test_failing_extractors_are_counted_and_the_call_is_unaffected(
         registry: CollectorRegistry, settings: Settings) -> None:
     def broken(*args: Any) -> str:
@@ -596,7 +619,7 @@ def test_acl_labels_from_arguments_result_and_identity(registry: CollectorRegist
     def check(tool: str, backend: str) -> Decision:
         return Decision(allowed=tool != "delete_repo", rule="no-destructive")
 
-    instrument_tool(name="acl_list_issues")  # declares the name: a known label value
+    declare_tool("acl_list_issues")  # as @instrument_tool does: a known label value
 
     with use_identity("client-b"):
         assert check("acl_list_issues", "github").allowed

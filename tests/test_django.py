@@ -22,7 +22,12 @@ django = pytest.importorskip("django")
 from django.conf import settings as django_settings  # noqa: E402
 from django.test import AsyncClient, Client, override_settings  # noqa: E402
 
-from asgi_mcp_metrics.routing import METHOD_NOT_ALLOWED, ROUTE_KEY, UNMATCHED  # noqa: E402
+from asgi_mcp_metrics.routing import (  # noqa: E402
+    METHOD_NOT_ALLOWED,
+    REDIRECT,
+    ROUTE_KEY,
+    UNMATCHED,
+)
 
 DURATION = "http_server_request_duration_seconds_count"
 STREAMS = "http_server_streams_total"
@@ -31,6 +36,7 @@ ACTIVE = "http_server_active_requests"
 RESPONSE_SIZE = "http_server_response_body_size_bytes_sum"
 REQUEST_SIZE = "http_server_request_body_size_bytes_sum"
 STREAM_DURATION = "http_server_stream_duration_seconds_count"
+STREAM_FIRST_BYTE = "http_server_stream_time_to_first_byte_seconds_count"
 TEST_SETTINGS = "tests.django_settings.settings"
 
 
@@ -120,6 +126,14 @@ def test_not_found_raised_by_a_matched_view_keeps_the_route(metrics: CollectorRe
     assert requests(metrics, "/items/{id}", "404") == 1
 
 
+def test_slash_redirect_gets_the_fixed_value(metrics: CollectorRegistry) -> None:
+    response = Client().get("/api/legacy/5")  # CommonMiddleware's APPEND_SLASH
+    assert response.status_code == 301
+    assert response["Location"] == "/api/legacy/5/"
+    assert requests(metrics, REDIRECT, "301") == 1
+    assert total(metrics, DURATION) == 1
+
+
 def test_method_not_allowed_gets_the_fixed_value(metrics: CollectorRegistry) -> None:
     assert Client().post("/get-only").status_code == 405
     assert requests(metrics, METHOD_NOT_ALLOWED, "405", method="POST") == 1
@@ -136,8 +150,6 @@ def test_wsgi_request_is_recorded_once_with_sizes(metrics: CollectorRegistry) ->
                  http_route="/items/{id}") == len(b'{"id": 7}')
     assert value(metrics, REQUEST_SIZE, http_request_method="GET", http_route="/items/{id}") == 0
     assert value(metrics, ACTIVE, http_request_method="GET", url_scheme="http") == 0
-    assert value(metrics, "http_server_time_to_first_byte_seconds_count",
-                 http_request_method="GET", http_route="/items/{id}") == 1
 
 
 def test_wsgi_request_body_size_comes_from_content_length(metrics: CollectorRegistry) -> None:
@@ -166,6 +178,7 @@ def test_wsgi_event_stream_is_a_stream_not_a_request(metrics: CollectorRegistry)
     response.close()
     assert value(metrics, STREAMS, end_reason="completed", **labels) == 1
     assert value(metrics, STREAM_DURATION, end_reason="completed", **labels) == 1
+    assert value(metrics, STREAM_FIRST_BYTE, **labels) == 1
     assert total(metrics, STREAMS) == 1
     assert value(metrics, STREAMS_ACTIVE, **labels) == 0
     assert total(metrics, DURATION) == 0
@@ -304,7 +317,8 @@ async def test_outer_layer_sees_the_client_leave_a_stream(metrics: CollectorRegi
 async def test_route_is_stashed_when_django_runs_the_middleware_synchronously(
         registry: CollectorRegistry) -> None:
     # A sync-only middleware further down makes Django call ours in sync mode under ASGI.
-    middleware = [*django_settings.MIDDLEWARE, "tests.django_settings.middleware.SyncOnlyMiddleware"]
+    sync_only = "tests.django_settings.middleware.SyncOnlyMiddleware"
+    middleware = [*django_settings.MIDDLEWARE, sync_only]
     with metrics_settings(registry), override_settings(MIDDLEWARE=middleware):
         exchange = await call(django_asgi_app(), http_scope("/items/5"))
     assert exchange.status == 200

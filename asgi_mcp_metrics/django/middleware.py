@@ -51,8 +51,6 @@ class RouteMiddleware:
             response = self.get_response(request)
             self._stash_route(request, scope)
             return response
-        if not self._recorder.measures(request):
-            return self.get_response(request)
         exchange = self._recorder.begin(request)
         if exchange is None:
             return self.get_response(request)
@@ -70,8 +68,6 @@ class RouteMiddleware:
             response = await get_response(request)
             self._stash_route(request, scope)
             return response
-        if not self._recorder.measures(request):
-            return await get_response(request)
         exchange = self._recorder.begin(request)
         if exchange is None:
             return await get_response(request)

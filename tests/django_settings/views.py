@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 
 from django.http import (
     Http404,
@@ -65,11 +65,13 @@ def boom(request: HttpRequest) -> HttpResponse:
     raise RuntimeError("view failed")
 
 
-@require_GET
-def get_only(request: HttpRequest) -> HttpResponse:
+def _get_only(request: HttpRequest) -> HttpResponse:
     return HttpResponse("ok")
 
 
-@csrf_exempt
-def upload(request: HttpRequest) -> HttpResponse:
+def _upload(request: HttpRequest) -> HttpResponse:
     return HttpResponse(b"x" * len(request.body))
+
+
+get_only: Callable[[HttpRequest], HttpResponse] = require_GET(_get_only)
+upload: Callable[[HttpRequest], HttpResponse] = csrf_exempt(_upload)

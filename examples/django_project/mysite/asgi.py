@@ -21,10 +21,10 @@ from django.core.asgi import get_asgi_application
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mysite.settings")
 django_app = get_asgi_application()  # sets Django up; import project code after this line
 
-from asgi_mcp_metrics.django import instrument  # noqa: E402
-from asgi_mcp_metrics.routing import ROUTE_KEY  # noqa: E402
-from asgi_mcp_metrics.types import Receive, Scope, Send  # noqa: E402
 from shop.mcp_server import mcp  # noqa: E402
+
+from asgi_mcp_metrics.django import instrument  # noqa: E402
+from asgi_mcp_metrics.types import Receive, Scope, Send  # noqa: E402
 
 MCP_PATH = "/mcp"
 # The SDK app serves MCP_PATH itself; its lifespan runs the session manager.
@@ -37,7 +37,6 @@ async def router(scope: Scope, receive: Receive, send: Send) -> None:
         # Django does not speak the lifespan protocol; the MCP app needs it to start.
         await mcp_app(scope, receive, send)
     elif scope["path"] == MCP_PATH:
-        scope[ROUTE_KEY] = MCP_PATH  # the route label, whatever the SDK's router records
         await mcp_app(scope, receive, send)
     else:
         await django_app(scope, receive, send)

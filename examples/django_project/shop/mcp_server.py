@@ -7,16 +7,12 @@ from mcp.server.mcpserver.exceptions import ToolError
 
 from .inventory import ITEMS
 
-mcp = MCPServer("shop")
 
-
-@mcp.tool()
 def list_items() -> list[dict[str, object]]:
     """Every item in the shop."""
     return list(ITEMS.values())
 
 
-@mcp.tool()
 def get_item(item_id: int) -> dict[str, object]:
     """One item by id."""
     try:
@@ -24,3 +20,13 @@ def get_item(item_id: int) -> dict[str, object]:
     except KeyError:
         # A ToolError becomes a result with isError: true (HTTP 200), counted as a tool error.
         raise ToolError(f"no item {item_id}") from None
+
+
+def build_server() -> MCPServer:
+    server = MCPServer("shop")
+    server.tool()(list_items)
+    server.tool()(get_item)
+    return server
+
+
+mcp = build_server()

@@ -1,0 +1,1 @@
+"""An instrumented MCP proxy; see README.md."""

@@ -1,0 +1,274 @@
+"""The MCP wire tracker against the real ``mcp`` 2.x SDK: its ``MCPServer`` under uvicorn,
+driven by its own ``Client`` over real HTTP, for every transport, mode and protocol era.
+
+Counts are exact: each scenario makes a known list of calls and the metrics must say exactly
+that, with every active gauge back to 0 once the client has gone, and every exposition clean
+for ``promtool check metrics``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import httpx
+import pytest
+from prometheus_client import CollectorRegistry, generate_latest
+
+mcp_sdk = pytest.importorskip("mcp", reason="the mcp SDK is not installed")
+if not hasattr(mcp_sdk, "Client"):  # pragma: no cover - the 1.x line has its own test module
+    pytest.skip("needs the mcp 2.x SDK (mcp.Client); 1.x runs in test_mcp_v1.py",
+                allow_module_level=True)
+
+from mcp import Client  # noqa: E402
+from mcp.client.sse import sse_client  # noqa: E402
+from mcp.server import MCPServer  # noqa: E402
+from mcp.server.mcpserver import Context  # noqa: E402
+from mcp_types import InputRequiredResult  # noqa: E402
+
+from asgi_mcp_metrics import MetricsMiddleware  # noqa: E402
+
+from ..asgi import total, value  # noqa: E402
+from ..promtool import check_metrics  # noqa: E402
+from .servers import serve  # noqa: E402
+
+pytestmark = pytest.mark.e2e
+
+OPERATION_COUNT = "mcp_server_operation_duration_seconds_count"
+TOOL_CALLS = "mcp_tool_calls_total"
+REQUESTS = "mcp_server_requests_total"
+ACTIVE_GAUGES = ("http_server_active_requests", "http_server_streams_active",
+                 "mcp_server_sessions_active")
+
+
+def make_server() -> MCPServer:
+    server = MCPServer("wire")
+
+    @server.tool()
+    def add(a: int, b: int) -> int:
+        return a + b
+
+    @server.tool()
+    def boom() -> str:
+        raise RuntimeError("kaboom")
+
+    @server.tool()
+    async def ask(ctx: Context) -> Any:
+        # 2026-07-28 multi-round trip: the first call asks to be called again.
+        if ctx.request_state == "again":
+            return "done"
+        return InputRequiredResult(request_state="again")
+
+    @server.tool()
+    async def change(ctx: Context) -> str:
+        await ctx.notify_tools_changed()
+        return "changed"
+
+    @server.prompt()
+    def greet(name: str) -> str:
+        return f"Hello {name}"
+
+    return server
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    """The server finishes its side of an exchange a moment after the client has moved on."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached")
+        time.sleep(0.01)
+
+
+def gauges_idle(registry: CollectorRegistry) -> bool:
+    return all(total(registry, name) == 0 for name in ACTIVE_GAUGES)
+
+
+@contextmanager
+def running(app: Any, registry: CollectorRegistry) -> Iterator[str]:
+    with serve(MetricsMiddleware(app, registry=registry)) as url:
+        yield url
+
+
+async def common_calls(client: Client) -> None:
+    """The calls every scenario makes: 5 tool calls, one tools/list, one prompts/get."""
+    await client.list_tools()
+    for i in range(3):
+        result = await client.call_tool("add", {"a": i, "b": 1})
+        assert not result.is_error
+    assert (await client.call_tool("boom", {})).is_error
+    assert (await client.call_tool("nope", {})).is_error
+    await client.get_prompt("greet", {"name": "x"})
+
+
+def assert_common(registry: CollectorRegistry, transport: str, version: str) -> None:
+    def tool(name: str, outcome: str) -> float:
+        return value(registry, TOOL_CALLS, gen_ai_tool_name=name, backend="", outcome=outcome,
+                     identity="")
+
+    assert tool("add", "ok") == 3
+    assert tool("boom", "tool_error") == 1
+    # An unknown tool is a tool error inside a 200, and its name is no label.
+    assert tool("_OTHER", "tool_error") == 1
+    assert value(registry, OPERATION_COUNT, mcp_method_name="tools/call", gen_ai_tool_name="add",
+                 gen_ai_prompt_name="", error_type="", mcp_protocol_version=version) == 3
+    assert value(registry, OPERATION_COUNT, mcp_method_name="tools/call",
+                 gen_ai_tool_name="boom", gen_ai_prompt_name="", error_type="tool_error",
+                 mcp_protocol_version=version) == 1
+    assert value(registry, OPERATION_COUNT, mcp_method_name="prompts/get", gen_ai_tool_name="",
+                 gen_ai_prompt_name="greet", error_type="", mcp_protocol_version=version) == 1
+    assert value(registry, REQUESTS, mcp_method_name="tools/list", outcome="ok",
+                 transport=transport) == 1
+    assert total(registry, "asgi_mcp_metrics_internal_errors_total") == 0
+    assert total(registry, "asgi_mcp_metrics_parse_limit_total") == 0
+
+
+HANDSHAKE = "2025-11-25"
+MODES = {
+    "stateful_sse": {},
+    "stateful_json": {"json_response": True},
+    "stateless": {"stateless_http": True},
+    "stateless_json": {"stateless_http": True, "json_response": True},
+}
+
+
+@pytest.mark.parametrize("mode", list(MODES))
+def test_streamable_http_handshake_era(registry: CollectorRegistry, mode: str) -> None:
+    options = MODES[mode]
+    stateful = not options.get("stateless_http")
+    with running(make_server().streamable_http_app(**options), registry) as url:
+        async def session() -> None:
+            async with Client(url + "/mcp", mode="legacy") as client:
+                await common_calls(client)
+
+        asyncio.run(session())
+        wait_until(lambda: gauges_idle(registry))
+        assert_common(registry, "streamable_http", HANDSHAKE)
+        tools_calls = total(registry, OPERATION_COUNT, mcp_method_name="tools/call")
+        assert tools_calls == 5
+        assert value(registry, OPERATION_COUNT, mcp_method_name="initialize",
+                     gen_ai_tool_name="", gen_ai_prompt_name="", error_type="",
+                     mcp_protocol_version=HANDSHAKE) == 1
+        assert value(registry, "mcp_server_notifications_total",
+                     mcp_method_name="notifications/initialized", direction="in") == 1
+        started = total(registry, "mcp_server_sessions_started_total")
+        ended = value(registry, "mcp_server_sessions_ended_total", transport="streamable_http",
+                      end_reason="client_delete")
+        assert (started, ended) == ((1, 1) if stateful else (0, 0))
+        post_streams = total(registry, "http_server_streams_total", stream_kind="post_response")
+        # SSE answers are streams (initialize, tools/list, 5 calls, prompts/get); JSON are not.
+        assert post_streams == (0 if options.get("json_response") else 8)
+        if stateful:
+            assert total(registry, "http_server_streams_total",
+                         stream_kind="get_notifications") == 1
+            # The session is gone: its id now gets 404 "Session not found".
+            reply = httpx.post(url + "/mcp", json={"jsonrpc": "2.0", "id": 1,
+                                                   "method": "ping"},
+                               headers={"mcp-session-id": "f" * 32,
+                                        "accept": "application/json, text/event-stream",
+                                        "mcp-protocol-version": HANDSHAKE})
+            assert reply.status_code == 404
+            assert value(registry, "mcp_server_session_not_found_total",
+                         transport="streamable_http") == 1
+            assert value(registry, REQUESTS, mcp_method_name="ping", outcome="rejected",
+                         transport="streamable_http") == 1
+        assert total(registry, "mcp_server_protocol_errors_total") == 0
+        check_metrics(generate_latest(registry))
+    assert gauges_idle(registry)
+
+
+def test_legacy_http_sse_transport(registry: CollectorRegistry) -> None:
+    with running(make_server().sse_app(), registry) as url:
+        async def session() -> None:
+            async with Client(sse_client(url + "/sse"), mode="legacy") as client:
+                await common_calls(client)
+
+        asyncio.run(session())
+        wait_until(lambda: gauges_idle(registry))
+        assert_common(registry, "sse", HANDSHAKE)
+        # Answers arrived on the GET stream, matched to the POSTs by id.
+        assert total(registry, OPERATION_COUNT, mcp_method_name="tools/call") == 5
+        assert value(registry, "mcp_server_sessions_started_total", transport="sse") == 1
+        assert value(registry, "mcp_server_sessions_ended_total", transport="sse",
+                     end_reason="client_disconnect") == 1
+        assert value(registry, "mcp_server_session_duration_seconds_count", transport="sse",
+                     end_reason="client_disconnect") == 1
+        assert total(registry, "http_server_streams_total", stream_kind="sse_legacy") == 1
+        # POSTs were 202s: requests, not operations, on the HTTP side.
+        assert total(registry, "http_server_request_duration_seconds_count",
+                     http_request_method="POST", http_response_status_code="202") == 9
+        check_metrics(generate_latest(registry))
+
+
+@pytest.mark.parametrize("client_mode", ["2026-07-28", "auto"])
+def test_modern_era(registry: CollectorRegistry, client_mode: str) -> None:
+    modern = "2026-07-28"
+    with running(make_server().streamable_http_app(), registry) as url:
+        async def session() -> None:
+            async with Client(url + "/mcp", mode=client_mode) as client:
+                await common_calls(client)
+                answer = await client.call_tool("ask", {})
+                assert [block.text for block in answer.content] == ["done"]
+                async with client.listen(tools_list_changed=True) as subscription:
+                    await client.call_tool("change", {})
+                    async for _event in subscription:
+                        break
+
+        asyncio.run(session())
+        wait_until(lambda: gauges_idle(registry)
+                   and total(registry, REQUESTS, mcp_method_name="subscriptions/listen") == 1)
+        assert_common(registry, "streamable_http", modern)
+
+        def tool(name: str, outcome: str) -> float:
+            return value(registry, TOOL_CALLS, gen_ai_tool_name=name, backend="",
+                         outcome=outcome, identity="")
+
+        # The multi-round trip: one input_required answer, then the retry with a new id.
+        assert tool("ask", "input_required") == 1
+        assert tool("ask", "ok") == 1
+        assert tool("change", "ok") == 1
+        assert total(registry, OPERATION_COUNT, mcp_method_name="tools/call") == 8
+        assert total(registry, TOOL_CALLS) == 8
+        # No sessions in this era; subscriptions/listen is the long-lived stream.
+        assert total(registry, "mcp_server_sessions_started_total") == 0
+        assert total(registry, "http_server_streams_total",
+                     stream_kind="subscriptions_listen") == 1
+        assert value(registry, REQUESTS, mcp_method_name="subscriptions/listen", outcome="ok",
+                     transport="streamable_http") == 1
+        for method in ("notifications/subscriptions/acknowledged",
+                       "notifications/tools/list_changed"):
+            assert value(registry, "mcp_server_notifications_total", mcp_method_name=method,
+                         direction="out") == 1
+        discover = value(registry, OPERATION_COUNT, mcp_method_name="server/discover",
+                         gen_ai_tool_name="", gen_ai_prompt_name="", error_type="",
+                         mcp_protocol_version=modern)
+        assert discover == (1 if client_mode == "auto" else 0)
+        assert total(registry, "mcp_server_protocol_errors_total") == 0
+        check_metrics(generate_latest(registry))
+
+
+def test_open_sessions_end_with_shutdown(registry: CollectorRegistry) -> None:
+    headers = {"accept": "application/json, text/event-stream"}
+    initialize = {"jsonrpc": "2.0", "id": 0, "method": "initialize",
+                  "params": {"protocolVersion": HANDSHAKE, "capabilities": {},
+                             "clientInfo": {"name": "raw", "version": "1"}}}
+    with running(make_server().streamable_http_app(json_response=True), registry) as url:
+        for _ in range(2):
+            reply = httpx.post(url + "/mcp", json=initialize, headers=headers)
+            assert reply.status_code == 200 and reply.headers["mcp-session-id"]
+        # A request without its session id is refused and starts nothing.
+        refused = httpx.post(url + "/mcp", json={"jsonrpc": "2.0", "id": 1, "method": "ping"},
+                             headers={**headers, "mcp-protocol-version": HANDSHAKE})
+        assert refused.status_code == 400
+        assert value(registry, "mcp_server_sessions_active", transport="streamable_http") == 2
+        assert value(registry, "mcp_server_protocol_errors_total",
+                     reason="missing_session_id") == 1
+    # Clients that never said goodbye: the server's shutdown ends their sessions.
+    assert value(registry, "mcp_server_sessions_ended_total", transport="streamable_http",
+                 end_reason="shutdown") == 2
+    assert value(registry, "mcp_server_sessions_started_total", transport="streamable_http") == 2
+    assert gauges_idle(registry)
+    check_metrics(generate_latest(registry))
