@@ -33,7 +33,7 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from time import perf_counter
 from types import TracebackType
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from prometheus_client import CollectorRegistry
 
@@ -55,6 +55,10 @@ def _result_error_type(result: Any) -> str:
     return "tool_error" if is_tool_error(result) else ""
 
 
+TimedT = TypeVar("TimedT", bound="_Timed")
+F = TypeVar("F", bound=Callable[..., Any])
+
+
 class _Timed:
     """A sync and async context manager that reports its block's duration and exception."""
 
@@ -72,7 +76,7 @@ class _Timed:
     def _finish(self, error: BaseException | None) -> None:
         self._exit(perf_counter() - self._started, error)
 
-    def __enter__(self) -> Any:
+    def __enter__(self: TimedT) -> TimedT:
         self._enter()
         return self
 
@@ -80,7 +84,7 @@ class _Timed:
                  traceback: TracebackType | None) -> None:
         self._finish(error)
 
-    async def __aenter__(self) -> Any:
+    async def __aenter__(self: TimedT) -> TimedT:
         self._enter()
         return self
 
@@ -102,7 +106,11 @@ class _Connect(_Timed):
 
 
 class ClientCall(_Timed):
-    """One proxy-to-backend call being timed; ``result(value)`` checks a tool result."""
+    """One proxy-to-backend call being timed; ``result(value)`` checks a tool result.
+
+    Applied to a function (``@monitor.call("tools/call", tool="x")``), it times every call of
+    that function instead.
+    """
 
     __slots__ = ("_error_type", "_method", "_monitor", "_tool")
 
@@ -129,6 +137,10 @@ class ClientCall(_Timed):
         error_type = error_type_of(error) if error is not None else self._error_type
         self._monitor.observe_call(self._method, self._tool, error_type, elapsed)
 
+    def __call__(self, func: F) -> F:
+        wrapper: F = wrap(func, _CallProbe(self._monitor, self._method, self._tool))
+        return wrapper
+
 
 class _CallProbe:
     """``monitor.call(...)`` used as a decorator: one probe per decorated function."""
@@ -150,15 +162,6 @@ class _CallProbe:
 
     def internal_error(self, where: str) -> None:
         self.monitor._internal_error(f"client_call.{where}")
-
-
-class _CallContext(ClientCall):
-    """``monitor.call(...)``: a context manager, or a decorator when applied to a function."""
-
-    __slots__ = ()
-
-    def __call__(self, func: Callable[..., Any]) -> Any:
-        return wrap(func, _CallProbe(self._monitor, self._method, self._tool))
 
 
 class BackendMonitor:
@@ -204,7 +207,7 @@ class BackendMonitor:
         self._binding.internal_error(f"backend_monitor.{where}")
 
     # -- connection ----------------------------------------------------------------------------
-    def connect(self, trigger: ConnectTrigger | str = "lazy") -> Any:
+    def connect(self, trigger: ConnectTrigger | str = "lazy") -> _Connect:
         """Time a connection attempt: ``with monitor.connect("startup"): ...`` (or ``async with``).
 
         Success counts ``outcome="ok"`` and marks the backend up; an exception counts
@@ -258,13 +261,13 @@ class BackendMonitor:
         return len(self._open)
 
     # -- calls -----------------------------------------------------------------------------------
-    def call(self, method: str, *, tool: str | None = None) -> Any:
+    def call(self, method: str, *, tool: str | None = None) -> ClientCall:
         """Time a proxy-to-backend call into ``mcp_client_operation_duration_seconds``.
 
         A context manager (sync or async; ``call.result(value)`` marks a tool result with
         ``isError`` as ``error_type="tool_error"``), or a decorator of a function of any kind.
         """
-        return _CallContext(self, method, tool)
+        return ClientCall(self, method, tool)
 
     def observe_call(self, method: str, tool: str | None, error_type: str,
                      elapsed: float) -> None:

@@ -393,9 +393,10 @@ def instrument_acl(func: Any = None, /, *, tool: LabelSource = None, backend: La
     exceptions are not decisions: re-raised, not recorded.
 
     ``tool``, ``backend``, ``identity`` and ``rule`` are constants or callables of the
-    function's arguments (for a method, ``self`` first).  Without one, the value is read from the result (or the exception)
-    when it has a field of that name (``tool``/``tool_name``, ``backend``, ``identity``,
-    ``rule``/``rule_id``/``policy``); identity falls back to the current request's identity.
+    function's arguments (for a method, ``self`` first).  Without one, the value is read from
+    the result (or the exception) when it has a field of that name (``tool``/``tool_name``,
+    ``backend``, ``identity``, ``rule``/``rule_id``/``policy``); identity falls back to the
+    current request's identity.
 
     The ``allow`` and ``deny`` series are created at 0 as soon as the decorator is bound to a
     registry: at decoration when ``settings`` is given or the registry already holds the

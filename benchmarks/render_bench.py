@@ -1,7 +1,8 @@
 """How long ``/metrics`` takes to render a registry of about ten thousand series.
 
 The series are made the way a real service makes them: requests to many routes, with a few
-statuses each, go through :class:`MetricsMiddleware` into the library's own registry.  The
+statuses each, go through :class:`MetricsMiddleware` into the library's own registry, until it
+holds the target number of series.  The
 registry is then scraped in-process through :class:`MetricsEndpoint`, once per format, many
 times.  "Series" counts exposed sample lines (each histogram bucket is one), which is what
 Prometheus stores; the number of label sets is given as well.
@@ -13,7 +14,7 @@ import asyncio
 import statistics
 from dataclasses import dataclass
 
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, generate_latest
 from starlette.applications import Starlette
 from starlette.requests import Request as StarletteRequest
 from starlette.responses import Response
@@ -23,6 +24,8 @@ from asgi_driver import Request, UnexpectedReply, call
 from timing import CLOCKS
 
 STATUSES = (200, 404, 500)
+#: More routes than any sensible target needs; the registry stops growing at its target.
+MAX_ROUTES = 2000
 FORMATS = (
     ("Prometheus text 0.0.4", "text/plain", ""),
     ("OpenMetrics 1.0", "application/openmetrics-text; version=1.0.0", ""),
@@ -55,18 +58,28 @@ class RenderResults:
     rows: list[RenderRow]
 
 
-async def fill_registry(routes: int, mcp_parsing: str) -> CollectorRegistry:
-    """A registry holding ``routes`` x :data:`STATUSES` requests' worth of series."""
+async def fill_registry(target_series: int, mcp_parsing: str,
+                        ) -> tuple[CollectorRegistry, int]:
+    """A registry with at least ``target_series`` series; returns it and the routes used.
+
+    Routes are added ten at a time, each requested once per status in :data:`STATUSES`, so the
+    registry grows the way a service's does, until it exposes ``target_series`` sample lines.
+    """
     from asgi_mcp_metrics import MetricsMiddleware
 
     registry = CollectorRegistry()
-    app = MetricsMiddleware(_app(routes), registry=registry, mcp_parsing=mcp_parsing)
-    for index in range(routes):
-        for status in STATUSES:
-            reply = await call(app, Request("GET", f"/service{index}/resource/{status}"))
-            if reply.status != status:
-                raise UnexpectedReply(f"route {index} answered {reply.status}, not {status}")
-    return registry
+    app = MetricsMiddleware(_app(MAX_ROUTES), registry=registry, mcp_parsing=mcp_parsing)
+    routes = 0
+    while routes < MAX_ROUTES:
+        for index in range(routes, routes + 10):
+            for status in STATUSES:
+                reply = await call(app, Request("GET", f"/service{index}/resource/{status}"))
+                if reply.status != status:
+                    raise UnexpectedReply(f"route {index} answered {reply.status}, not {status}")
+        routes += 10
+        if _count(registry)[1] >= target_series:
+            break
+    return registry, routes
 
 
 def _count(registry: CollectorRegistry) -> tuple[int, int]:
@@ -81,11 +94,11 @@ def _count(registry: CollectorRegistry) -> tuple[int, int]:
     return len(label_sets), samples
 
 
-async def run_render(*, routes: int, repeats: int, mcp_parsing: str,
+async def run_render(*, target_series: int, repeats: int, mcp_parsing: str,
                      clock: str = "cpu") -> RenderResults:
     from asgi_mcp_metrics import MetricsEndpoint
 
-    registry = await fill_registry(routes, mcp_parsing)
+    registry, routes = await fill_registry(target_series, mcp_parsing)
     label_sets, series = _count(registry)
     endpoint = MetricsEndpoint(registry=registry)
     now = CLOCKS[clock]
@@ -107,4 +120,12 @@ async def run_render(*, routes: int, repeats: int, mcp_parsing: str,
             # Let the loop breathe between scrapes, as it would between real ones.
             await asyncio.sleep(0)
         rows.append(RenderRow(title, statistics.median(times) * 1000, size))
+    # The floor: prometheus_client's own text encoder on the same registry, no endpoint around.
+    times = []
+    for _ in range(repeats):
+        started = now()
+        body = generate_latest(registry)
+        times.append(now() - started)
+    rows.append(RenderRow("reference: prometheus_client `generate_latest()` alone",
+                          statistics.median(times) * 1000, len(body)))
     return RenderResults(routes, label_sets, series, rows)

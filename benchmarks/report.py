@@ -133,7 +133,7 @@ def throughput_table(rows: Sequence[Throughput]) -> str:
 
 
 def render_table(results: RenderResults) -> str:
-    lines = [f"{results.routes} routes x 3 statuses through the middleware: "
+    lines = [f"{results.routes} routes x 3 statuses (200, 404, 500) through the middleware: "
              f"{results.label_sets:,} label sets, **{results.series:,} series** "
              "(sample lines).", "",
              "| format | median render (ms) | body (bytes) |", "|---|---:|---:|"]

@@ -75,19 +75,20 @@ class Settings:
     mcp_replay: InProcessPlan
     server: ServerPlan
     mcp_server: ServerPlan
-    render_routes: int
+    render_series: int
     render_repeats: int
     clock: str = "cpu"
     stack: Stack = field(default_factory=Stack)
 
 
 FULL = Settings(
-    plain=InProcessPlan(rounds=15, per_round=400, warmup=300, seed=1),
+    plain=InProcessPlan(rounds=25, per_round=250, warmup=300, seed=1),
     mcp=InProcessPlan(rounds=30, per_round=20, warmup=20, seed=2),
     mcp_replay=InProcessPlan(rounds=30, per_round=300, warmup=200, seed=5),
-    server=ServerPlan(rounds=5, seconds=5, warmup_seconds=2, connections=32, seed=3),
-    mcp_server=ServerPlan(rounds=5, seconds=5, warmup_seconds=2, connections=16, seed=4),
-    render_routes=100,
+    # Short runs, many rounds: the runs paired in one round lie close together in time.
+    server=ServerPlan(rounds=8, seconds=3, warmup_seconds=2, connections=32, seed=3),
+    mcp_server=ServerPlan(rounds=8, seconds=3, warmup_seconds=2, connections=16, seed=4),
+    render_series=10_000,
     render_repeats=15,
 )
 QUICK = Settings(
@@ -96,7 +97,7 @@ QUICK = Settings(
     mcp_replay=InProcessPlan(rounds=5, per_round=100, warmup=50, seed=5),
     server=ServerPlan(rounds=2, seconds=2, warmup_seconds=1, connections=32, seed=3),
     mcp_server=ServerPlan(rounds=2, seconds=2, warmup_seconds=1, connections=16, seed=4),
-    render_routes=100,
+    render_series=10_000,
     render_repeats=5,
 )
 
@@ -210,7 +211,7 @@ def in_process_mcp(settings: Settings, mcp_parsing: str, out: Collected) -> None
 def render(settings: Settings, mcp_parsing: str, out: Collected) -> None:
     _progress("/metrics render time")
     results: RenderResults = asyncio.run(run_render(
-        routes=settings.render_routes, repeats=settings.render_repeats,
+        target_series=settings.render_series, repeats=settings.render_repeats,
         mcp_parsing=mcp_parsing, clock=settings.clock))
     out.sections.append(
         "## `/metrics` render time\n\nIn-process through `MetricsEndpoint` (default settings, "

@@ -7,7 +7,7 @@ import enum
 import inspect
 import json
 import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, Generator, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +23,7 @@ from asgi_mcp_metrics.identity import use_identity
 from asgi_mcp_metrics.known import declare_tool, is_declared_tool
 from asgi_mcp_metrics.recorder import get_recorder
 from tests.asgi import total, value
+from tests.isolation import declared_tools_restored  # noqa: F401 - autouse fixture
 
 pytestmark = pytest.mark.anyio
 
@@ -119,7 +120,7 @@ def test_generator_call_lasts_until_exhausted(registry: CollectorRegistry, setti
 def test_generator_closed_early_is_ok_and_raising_is_error(registry: CollectorRegistry,
                                                            settings: Settings) -> None:
     @instrument_tool(registry=registry, settings=settings)
-    def numbers(fail: bool) -> Iterator[int]:
+    def numbers(fail: bool) -> Generator[int, None, None]:
         yield 1
         if fail:
             raise LookupError("gone")
@@ -140,7 +141,7 @@ def test_generator_closed_early_is_ok_and_raising_is_error(registry: CollectorRe
 def test_generator_send_and_throw_reach_the_generator(registry: CollectorRegistry,
                                                        settings: Settings) -> None:
     @instrument_tool(registry=registry, settings=settings)
-    def echo() -> Iterator[Any]:
+    def echo() -> Generator[str, Any, None]:
         received = yield "ready"
         while True:
             try:
@@ -160,7 +161,7 @@ async def test_async_generator_forwards_asend_athrow_and_aclose(registry: Collec
                                                                 settings: Settings,
                                                                 clock: FakeClock) -> None:
     @instrument_tool(registry=registry, settings=settings)
-    async def chat(prefix: str) -> AsyncIterator[str]:
+    async def chat(prefix: str) -> AsyncGenerator[str, Any]:
         received = yield f"{prefix} ready"
         while True:
             try:
@@ -184,7 +185,7 @@ async def test_async_generator_forwards_asend_athrow_and_aclose(registry: Collec
 async def test_async_generator_that_raises_is_an_error(registry: CollectorRegistry,
                                                        settings: Settings) -> None:
     @instrument_tool(registry=registry, settings=settings)
-    async def items() -> AsyncIterator[int]:
+    async def items() -> AsyncGenerator[int, None]:
         yield 1
         raise RuntimeError("broken stream")
 
@@ -199,7 +200,7 @@ async def test_async_generator_that_raises_is_an_error(registry: CollectorRegist
 async def test_async_generator_exhausted_is_ok(registry: CollectorRegistry,
                                                settings: Settings) -> None:
     @instrument_tool(registry=registry, settings=settings)
-    async def three() -> AsyncIterator[int]:
+    async def three() -> AsyncGenerator[int, None]:
         for i in range(3):
             yield i
 
@@ -277,7 +278,7 @@ def test_bare_decorator_keeps_name_signature_and_wrapped(registry: CollectorRegi
         return default
 
     wrapped = instrument_tool(lookup)
-    assert wrapped.__wrapped__ is lookup
+    assert inspect.unwrap(wrapped) is lookup
     assert wrapped.__name__ == "lookup"
     assert wrapped.__doc__ == "Find a key."
     assert inspect.signature(wrapped) == inspect.signature(lookup)
@@ -322,7 +323,7 @@ def test_object_with_is_error_attribute_is_a_tool_error(registry: CollectorRegis
                                                         settings: Settings) -> None:
     @dataclass
     class Reply:
-        isError: bool  # noqa: N815 - the wire spelling
+        isError: bool
 
     @instrument_tool(name="reply", registry=registry, settings=settings)
     def handler(failed: bool) -> Reply:
@@ -401,8 +402,8 @@ async def test_extractors_of_a_method_get_self_first(registry: CollectorRegistry
     # A bound method decorated at run time sees the same arguments.
     bound = instrument_tool(tool=lambda self, name, arguments: name,
                             backend=lambda self, name, arguments: self.routes[name],
-                            registry=registry, settings=settings)(proxy.forward.__wrapped__
-                                                                  .__get__(proxy))
+                            registry=registry, settings=settings)(
+        inspect.unwrap(Proxy.forward).__get__(proxy))
     assert await bound("forecast", {}) == "forecast"
     assert calls(registry, "forecast", backend="weather") == 2
 

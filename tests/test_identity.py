@@ -87,7 +87,7 @@ def test_resolver_wins_over_the_option() -> None:
 
 
 def test_resolver_returning_a_non_string_means_no_identity() -> None:
-    settings = Settings(identity_resolver=lambda scope: 42)
+    settings = Settings(identity_resolver=lambda scope: 42)  # type: ignore[arg-type,return-value]
     assert resolve_identity(scope_with(), settings) is None
 
 

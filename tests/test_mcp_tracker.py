@@ -23,7 +23,7 @@ from asgi_mcp_metrics import MetricsMiddleware, known
 from asgi_mcp_metrics import middleware as middleware_module
 from asgi_mcp_metrics.mcp import sessions as sessions_module
 from asgi_mcp_metrics.mcp import tracker as tracker_module
-from asgi_mcp_metrics.mcp.tracker import McpTracker
+from asgi_mcp_metrics.mcp.tracker import McpExchange, McpTracker
 from asgi_mcp_metrics.mcp.vocabulary import is_modern, rejection_reason
 
 from .asgi import Exchange, call, http_scope, total, value
@@ -102,6 +102,17 @@ def frame(value: Any, event: str = "message") -> bytes:
 
 def b64(text: str) -> bytes:
     return b"=?base64?" + base64.b64encode(text.encode()) + b"?="
+
+
+MODERN = "2026-07-28"
+
+
+def modern_headers(method: str, name: bytes | None = None) -> list[tuple[bytes, bytes]]:
+    """The routing headers a 2026-07-28 client sends with every POST."""
+    headers = [(b"mcp-method", method.encode())]
+    if name is not None:
+        headers.append((b"mcp-name", name))
+    return headers
 
 
 # -- a fake MCP server --------------------------------------------------------------------------
@@ -273,6 +284,32 @@ def assert_idle(registry: CollectorRegistry, mw: MetricsMiddleware) -> None:
     assert tracker_of(mw).sessions.open_count() == 0
 
 
+@pytest.fixture
+def exchanges(monkeypatch: pytest.MonkeyPatch) -> list[McpExchange]:
+    """Every McpExchange the trackers create, to look at what they still hold afterwards."""
+    seen: list[McpExchange] = []
+    original = McpTracker.observe
+
+    def observe(self: McpTracker, scope: Any, started: float) -> McpExchange | None:
+        exchange = original(self, scope, started)
+        if exchange is not None:
+            seen.append(exchange)
+        return exchange
+
+    monkeypatch.setattr(McpTracker, "observe", observe)
+    return seen
+
+
+def assert_released(exchanges: list[McpExchange]) -> None:
+    """Finished exchanges keep no buffers, parsers or pending requests."""
+    assert exchanges
+    for exchange in exchanges:
+        assert exchange.body is None
+        assert exchange.response_json is None
+        assert exchange.sse is None
+        assert exchange.operations == {}
+
+
 # == handshake era, Streamable HTTP ==============================================================
 async def test_session_lifecycle_from_initialize_to_delete(
         registry: CollectorRegistry, clock: Clock) -> None:
@@ -377,6 +414,29 @@ async def test_initialize_refused_starts_no_session(registry: CollectorRegistry)
     await post(mw, dumps(request("initialize", 0, protocolVersion="2025-11-25")))
     assert total(registry, "mcp_server_sessions_started_total") == 0
     assert value(registry, PROTOCOL_ERRORS, reason="not_acceptable") == 1
+    # Nor is a session id on the answer to anything but initialize.
+    other = instrument(CollectorRegistry(), FakeServer(mcp_handler()))
+    await post(other, dumps(request("tools/list", 1)))
+    assert tracker_of(other).sessions.live == {}
+    await post(other, dumps(request("initialize", 2)))
+    assert list(tracker_of(other).sessions.live) == [SESSION]
+
+
+async def test_answer_before_the_body_is_read(registry: CollectorRegistry) -> None:
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        first = await receive()
+        await send({"type": "http.response.start", "status": 413, "headers": []})
+        await send({"type": "http.response.body", "body": b"too large"})
+        while first.get("more_body"):  # drained after the answer, as some servers do
+            first = await receive()
+
+    mw = instrument(registry, app)
+    body = dumps(request("tools/call", 1, name="add"))
+    await post(mw, [body[:5], body[5:]], version=MODERN,
+               extra=modern_headers("tools/call", b"add"))
+    # Known from its headers, counted once; the body read later adds nothing.
+    assert requests_of(registry, "tools/call", "rejected") == 1
+    assert total(registry, REQUESTS) == 1
 
 
 async def test_get_notification_stream(registry: CollectorRegistry) -> None:
@@ -415,8 +475,11 @@ async def test_notifications_cancelled_marks_the_request_cancelled(
     await handshake(mw)
     slow = asyncio.ensure_future(post(mw, dumps(request("tools/call", "c-1", name="add")),
                                       session=SESSION))
-    while tracker_of(mw).sessions.open_count() == 0:
+    for _ in range(100):
+        if tracker_of(mw).sessions.open_count():
+            break
         await asyncio.sleep(0)
+    assert tracker_of(mw).sessions.open_count() == 1
     # A different id (the integer 1 is not the string "c-1") cancels nothing.
     await post(mw, dumps(notification("notifications/cancelled", requestId=1)), session=SESSION)
     assert requests_of(registry, "tools/call", "cancelled") == 0
@@ -435,7 +498,7 @@ async def test_notifications_cancelled_marks_the_request_cancelled(
 
 
 async def test_client_disconnect_before_any_response_is_cancelled(
-        registry: CollectorRegistry) -> None:
+        registry: CollectorRegistry, exchanges: list[McpExchange]) -> None:
     async def handler(body: bytes, scope: dict[str, Any]) -> None:
         return None  # like SDK 2.x modern: the client left, the handler was cancelled
 
@@ -456,6 +519,7 @@ async def test_client_disconnect_before_any_response_is_cancelled(
                  http_request_method="POST", http_route="",
                  http_response_status_code="499", error_type="client_disconnect") == 1
     assert_idle(registry, mw)
+    assert_released(exchanges)
 
 
 async def test_client_leaves_mid_sse_answer(registry: CollectorRegistry) -> None:
@@ -530,7 +594,8 @@ async def handshake_tools(mw: MetricsMiddleware) -> None:
     tracker_of(mw).recorder.learn_tools(["add", "boom"])
 
 
-async def test_batch_of_1000_rejected(registry: CollectorRegistry) -> None:
+async def test_batch_of_1000_rejected(registry: CollectorRegistry,
+                                      exchanges: list[McpExchange]) -> None:
     def handler(body: bytes, scope: dict[str, Any]) -> Reply:
         return json_reply(failure(None, -32602, "Validation error"), 400)
 
@@ -547,6 +612,7 @@ async def test_batch_of_1000_rejected(registry: CollectorRegistry) -> None:
     # No tool name of the batch became a label (and none was even admitted to the guard).
     assert tracker_of(mw).recorder.tool_names.admitted == set()
     assert_idle(registry, mw)
+    assert_released(exchanges)
 
 
 async def test_batch_of_1000_answered(registry: CollectorRegistry) -> None:
@@ -765,6 +831,30 @@ async def test_legacy_sse_answers_matched_across_connections(
     assert tracker_of(mw).sessions.live == {}
 
 
+async def test_legacy_notifications_cancelled(registry: CollectorRegistry) -> None:
+    server = LegacyServer()
+    mw = instrument(registry, server)
+    client = StreamClient()
+    stream = asyncio.ensure_future(client.run(mw, dict(SSE_GET)))
+    await server.stream_open.wait()
+    original = server.frames.put
+
+    async def swallow(chunk: bytes | None) -> None:
+        pass  # the server is still working on it
+
+    server.frames.put = swallow  # type: ignore[method-assign]
+    await legacy_post(mw, request("tools/call", 8, name="add"))
+    server.frames.put = original  # type: ignore[method-assign]
+    await legacy_post(mw, notification("notifications/cancelled", requestId=8, reason="user"))
+    assert requests_of(registry, "tools/call", "cancelled", "sse") == 1
+    assert tracker_of(mw).sessions.open_count() == 0
+    client.leave.set()
+    await stream
+    # Cancelled once, not again when the stream closes.
+    assert total(registry, REQUESTS) == 1
+    assert_idle(registry, mw)
+
+
 async def test_legacy_redirect_is_not_an_operation(registry: CollectorRegistry) -> None:
     server = LegacyServer()
     mw = instrument(registry, server)
@@ -836,16 +926,6 @@ async def test_lifespan_shutdown_ends_open_sessions(registry: CollectorRegistry)
 
 
 # == modern era (2026-07-28) =====================================================================
-MODERN = "2026-07-28"
-
-
-def modern_headers(method: str, name: bytes | None = None) -> list[tuple[bytes, bytes]]:
-    headers = [(b"mcp-method", method.encode())]
-    if name is not None:
-        headers.append((b"mcp-name", name))
-    return headers
-
-
 async def test_modern_requests_from_body_and_headers(registry: CollectorRegistry) -> None:
     mw = instrument(registry, FakeServer(mcp_handler(session=None)))
     meta = {"_meta": {"io.modelcontextprotocol/protocolVersion": MODERN}}
@@ -1056,7 +1136,8 @@ async def test_sse_answer_in_one_byte_chunks(registry: CollectorRegistry) -> Non
                  direction="out") == 1
 
 
-async def test_fifty_megabyte_body(registry: CollectorRegistry) -> None:
+async def test_fifty_megabyte_body(registry: CollectorRegistry,
+                                   exchanges: list[McpExchange]) -> None:
     megabyte = b"x" * (1 << 20)
     sizes: list[int] = []
 
@@ -1077,9 +1158,11 @@ async def test_fifty_megabyte_body(registry: CollectorRegistry) -> None:
     # The headers still say what it was.
     assert requests_of(registry, "tools/call", "rejected") == 1
     assert value(registry, PROTOCOL_ERRORS, reason="body_too_large") == 1
+    assert_released(exchanges)
 
 
-async def test_huge_sse_line_is_capped(registry: CollectorRegistry) -> None:
+async def test_huge_sse_line_is_capped(registry: CollectorRegistry,
+                                        exchanges: list[McpExchange]) -> None:
     line = b"data: " + b"y" * 65536
 
     def handler(body: bytes, scope: dict[str, Any]) -> Reply:
@@ -1091,6 +1174,7 @@ async def test_huge_sse_line_is_capped(registry: CollectorRegistry) -> None:
     assert value(registry, PARSE_LIMITS, where="sse_frame", reason="too_large") == 1
     # Past the cap the answer is unread; the 200 is all there is.
     assert requests_of(registry, "tools/call", "ok") == 1
+    assert_released(exchanges)
 
 
 async def test_huge_json_answer_is_capped(registry: CollectorRegistry) -> None:
@@ -1103,7 +1187,8 @@ async def test_huge_json_answer_is_capped(registry: CollectorRegistry) -> None:
     assert requests_of(registry, "tools/call", "ok") == 1
 
 
-async def test_sse_stream_cut_mid_frame(registry: CollectorRegistry) -> None:
+async def test_sse_stream_cut_mid_frame(registry: CollectorRegistry,
+                                        exchanges: list[McpExchange]) -> None:
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         while (await receive()).get("more_body"):
             pass
@@ -1119,6 +1204,7 @@ async def test_sse_stream_cut_mid_frame(registry: CollectorRegistry) -> None:
     assert operations(registry, "tools/call", tool="_OTHER",
                       error_type="ConnectionResetError") == 1
     assert_idle(registry, mw)
+    assert_released(exchanges)
 
 
 async def test_unreadable_answers(registry: CollectorRegistry) -> None:
@@ -1264,8 +1350,8 @@ async def test_non_mcp_traffic_is_not_observed(registry: CollectorRegistry) -> N
 async def test_tool_name_cap_and_declared_tools(registry: CollectorRegistry) -> None:
     def handler(body: bytes, scope: dict[str, Any]) -> Reply:
         message = json.loads(body)
-        if message["method"] == "tools/list":
-            return json_reply(result(message["id"], tools=[{"name": n} for n in "abc"]))
+        if message["method"] in ("tools/list", "ping"):
+            return json_reply(result(message["id"], tools=[{"name": n} for n in "abcx"]))
         return json_reply(result(message["id"], isError=False))
 
     mw = instrument(registry, FakeServer(handler), max_tool_names=2)
@@ -1273,6 +1359,7 @@ async def test_tool_name_cap_and_declared_tools(registry: CollectorRegistry) -> 
     await post(mw, dumps(request("ping", 0)))
     assert tracker_of(mw).recorder.learned_tools == set()
     await post(mw, dumps(request("tools/list", 1)))
+    assert tracker_of(mw).recorder.learned_tools == {"a", "b", "c", "x"}
     for i, name in enumerate("abc", 2):
         await post(mw, dumps(request("tools/call", i, name=name)))
     assert tool_calls(registry, "a", "ok") == 1

@@ -438,8 +438,6 @@ class McpExchange:
                 tracker.parse_limits.labels("response", "unmatched_id").inc()
             return
         self.answered = True
-        if operation.settled:
-            return  # cancelled already; the server answered anyway
         if operation.method == "tools/list" and message.tool_names:
             tracker.recorder.learn_tools(message.tool_names)
         elif operation.method == "initialize" and message.protocol_version:
@@ -448,6 +446,7 @@ class McpExchange:
             if self.legacy_stream_session is not None:
                 tracker.sessions.negotiated(self.legacy_stream_session, operation.version)
         outcome, error_type = outcome_of(message)
+        # (Recording is once only: an answer to a request cancelled already changes nothing.)
         tracker.settle(operation, outcome, error_type, now)
 
     def disconnect(self) -> None:

@@ -128,22 +128,21 @@ def client_identity(ctx: ServerRequestContext[Any, Any]) -> str | None:
 
 def build_proxy(config: ProxyConfig, *, registry: CollectorRegistry | None = None) -> Starlette:
     """The proxy as a Starlette app (MCP at ``/mcp``, ``/health``, ``/metrics``)."""
-    holder: dict[str, Any] = {}
-
+    # The handlers, the health check and the lifespan use ``pool`` and ``proxy``, which are
+    # created once the app is instrumented (see below).
     async def list_tools(ctx: ServerRequestContext[Any, Any],
                          params: PaginatedRequestParams | None) -> ListToolsResult:
-        return await holder["proxy"].list_tools(ctx, params)
+        return await proxy.list_tools(ctx, params)
 
     async def call_tool(ctx: ServerRequestContext[Any, Any],
                         params: CallToolRequestParams) -> CallToolResult:
-        return await holder["proxy"].call_tool(ctx, params)
+        return await proxy.call_tool(ctx, params)
 
     server = Server("mcp-proxy", version=VERSION, on_list_tools=list_tools,
                     on_call_tool=call_tool)
     mcp_app = server.streamable_http_app(streamable_http_path="/mcp")
 
     async def health(request: Request) -> JSONResponse:
-        pool: BackendPool = holder["pool"]
         return JSONResponse({
             "status": "ok",
             "backends_configured": len(pool.backends),
@@ -154,7 +153,7 @@ def build_proxy(config: ProxyConfig, *, registry: CollectorRegistry | None = Non
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        async with holder["pool"].running(), server.session_manager.run():
+        async with pool.running(), server.session_manager.run():
             yield
 
     app = Starlette(routes=[Route("/health", health), Mount("/", app=mcp_app)],
@@ -165,7 +164,6 @@ def build_proxy(config: ProxyConfig, *, registry: CollectorRegistry | None = Non
     pool = BackendPool(config.backends, idle_timeout=config.idle_timeout,
                        reap_interval=config.reap_interval, registry=registry,
                        clock=config.clock)
-    holder["pool"] = pool
-    holder["proxy"] = ToolProxy(pool, AccessPolicy(config.acl, registry=registry), registry)
+    proxy = ToolProxy(pool, AccessPolicy(config.acl, registry=registry), registry)
     LLMMetrics(registry=registry).set_build_info(VERSION, commit="example")
     return app

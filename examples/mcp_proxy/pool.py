@@ -61,6 +61,9 @@ class Backend:
     def name(self) -> str:
         return self.config.name
 
+    def cached_tool_count(self) -> int:
+        return len(self.tools or ())
+
     def _transport(self) -> Any:
         if self.config.command:
             return child_process(self.config.command, self.monitor)
@@ -136,7 +139,7 @@ class BackendPool:
         for config in configs:
             monitor = BackendMonitor(config.name, transport=config.transport, registry=registry)
             backend = Backend(config, monitor, clock)
-            monitor.track_tool_cache(lambda backend=backend: len(backend.tools or ()))
+            monitor.track_tool_cache(backend.cached_tool_count)
             self.backends.append(backend)
         self._owners: dict[str, Backend] = {}
         self._tasks: anyio.abc.TaskGroup | None = None

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
-from typing import Any
 
 import httpx2
 import pytest
@@ -24,6 +23,7 @@ from asgi_mcp_metrics.mcp_sdk import MetricsServerMiddleware
 from asgi_mcp_metrics.starlette import instrument
 from tests.asgi import total, value
 from tests.e2e.servers import serve
+from tests.isolation import declared_tools_restored  # noqa: F401 - autouse fixture
 
 pytestmark = [pytest.mark.e2e, pytest.mark.anyio]
 
@@ -81,7 +81,7 @@ def running(registry: CollectorRegistry, *, sdk_middleware: bool = False,
 @asynccontextmanager
 async def connect(url: str, client_id: str, mode: str) -> AsyncIterator[Client]:
     async with httpx2.AsyncClient(headers={"X-Client-Id": client_id}) as http, \
-            Client(streamable_http_client(url, http_client=http), mode=mode) as client:  # type: ignore[arg-type]
+            Client(streamable_http_client(url, http_client=http), mode=mode) as client:
         yield client
 
 

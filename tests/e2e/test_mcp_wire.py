@@ -171,8 +171,9 @@ def test_streamable_http_handshake_era(registry: CollectorRegistry, mode: str) -
                                         "accept": "application/json, text/event-stream",
                                         "mcp-protocol-version": HANDSHAKE})
             assert reply.status_code == 404
-            assert value(registry, "mcp_server_session_not_found_total",
-                         transport="streamable_http") == 1
+            # Recorded when the app returns, a moment after the client has its answer.
+            wait_until(lambda: value(registry, "mcp_server_session_not_found_total",
+                                     transport="streamable_http") == 1)
             assert value(registry, REQUESTS, mcp_method_name="ping", outcome="rejected",
                          transport="streamable_http") == 1
         assert total(registry, "mcp_server_protocol_errors_total") == 0
@@ -263,9 +264,10 @@ def test_open_sessions_end_with_shutdown(registry: CollectorRegistry) -> None:
         refused = httpx.post(url + "/mcp", json={"jsonrpc": "2.0", "id": 1, "method": "ping"},
                              headers={**headers, "mcp-protocol-version": HANDSHAKE})
         assert refused.status_code == 400
-        assert value(registry, "mcp_server_sessions_active", transport="streamable_http") == 2
-        assert value(registry, "mcp_server_protocol_errors_total",
-                     reason="missing_session_id") == 1
+        wait_until(lambda: value(registry, "mcp_server_protocol_errors_total",
+                                 reason="missing_session_id") == 1)
+        wait_until(lambda: value(registry, "mcp_server_sessions_active",
+                                 transport="streamable_http") == 2)
     # Clients that never said goodbye: the server's shutdown ends their sessions.
     assert value(registry, "mcp_server_sessions_ended_total", transport="streamable_http",
                  end_reason="shutdown") == 2

@@ -24,6 +24,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from examples.mcp_proxy.app import ProxyConfig, build_proxy, default_backends
 from examples.mcp_proxy.weather_server import build_weather_app
 from tests.e2e.servers import serve
+from tests.isolation import declared_tools_restored  # noqa: F401 - autouse fixture
 
 pytestmark = [pytest.mark.e2e, pytest.mark.anyio]
 
@@ -75,7 +76,8 @@ def wait_for(base_url: str, condition: Callable[[Metrics], bool]) -> Metrics:
             return metrics
         if time.monotonic() > deadline:
             raise AssertionError("condition not reached; last scrape:\n" + "\n".join(
-                f"{n}{l} {v}" for n, l, v in metrics.samples if "backend" in n))
+                f"{name}{labels} {value}" for name, labels, value in metrics.samples
+                if "backend" in name))
         time.sleep(0.02)
 
 
@@ -83,8 +85,7 @@ def wait_for(base_url: str, condition: Callable[[Metrics], bool]) -> Metrics:
 async def client(url: str, identity: str | None) -> AsyncIterator[Client]:
     headers = {"X-Client-Id": identity} if identity else {}
     async with httpx2.AsyncClient(headers=headers) as http, \
-            Client(streamable_http_client(url, http_client=http),  # type: ignore[arg-type]
-                   mode="legacy") as session:
+            Client(streamable_http_client(url, http_client=http), mode="legacy") as session:
         # Every client lists first, as MCP clients do; later calls then never list implicitly.
         await session.list_tools()
         yield session
@@ -166,7 +167,7 @@ async def test_proxy_metrics_answer_the_operators_questions(registry: CollectorR
             assert m(decisions, decision="allow", identity="ops", rule="*") == 1
             assert m(decisions, decision="allow", identity="analyst", rule="read_*") == 3
             assert m(decisions, decision="deny") == 2
-            # -- backend pool, tool cache, child process ---------------------------------------------
+            # -- backend pool, tool cache, child process -----------------------------------------
             connects = "mcp_backend_connects_total"
             assert m(connects, backend="weather", trigger="lazy", outcome="ok") == 1
             assert m(connects, backend="notes", trigger="lazy", outcome="ok") == 1
