@@ -20,18 +20,8 @@ from collections.abc import Callable
 
 from prometheus_client import REGISTRY, CollectorRegistry
 
-from . import recorder as recorder_module
 from .config import Settings
-from .recorder import Recorder, get_recorder
-
-
-def existing_recorder(registry: CollectorRegistry) -> Recorder | None:
-    """The recorder already built on ``registry`` when there is exactly one, else None."""
-    with recorder_module._lock:
-        built = recorder_module._recorders.get(registry)
-        if built is not None and len(built) == 1:
-            return next(iter(built.values()))
-    return None
+from .recorder import Recorder, existing_recorder, get_recorder
 
 
 class Binding:

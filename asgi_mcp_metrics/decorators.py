@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import inspect
 import sys
+import types
 from collections.abc import Callable, Iterable, Mapping
 from time import perf_counter
 from types import FrameType
@@ -206,13 +207,14 @@ def _sdk_registrations(target: Any, frame: FrameType | None) -> list[Any]:
     (module globals or the enclosing function's locals); its tool manager keeps a
     ``name -> Tool`` dict whose ``fn`` is the function.
     """
-    if frame is None or not inspect.isfunction(target):
+    # No SDK server can exist before the SDK is imported: plain functions cost nothing.
+    if frame is None or not inspect.isfunction(target) or "mcp" not in sys.modules:
         return []
     found: list[Any] = []
     seen: set[int] = set()
     for namespace in (frame.f_locals, frame.f_globals):
         for value in list(namespace.values()):
-            if id(value) in seen or inspect.ismodule(value) or inspect.isclass(value):
+            if isinstance(value, _NOT_A_SERVER) or id(value) in seen:
                 continue
             seen.add(id(value))
             manager = _static_attribute(value, "_tool_manager")
@@ -222,6 +224,12 @@ def _sdk_registrations(target: Any, frame: FrameType | None) -> list[Any]:
             found.extend(record for record in tools.values()
                          if _static_attribute(record, "fn") is target)
     return found
+
+
+#: Values of a namespace that cannot be an MCP server object; skipped without a look-up.
+_NOT_A_SERVER = (type, types.ModuleType, types.FunctionType, types.BuiltinFunctionType,
+                 types.MethodType, str, bytes, int, float, bool, tuple, list, dict, set,
+                 frozenset, type(None))
 
 
 def _static_attribute(obj: Any, name: str) -> Any:

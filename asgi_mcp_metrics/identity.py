@@ -1,8 +1,10 @@
 """Who is calling: the identity of the current request, resolved once and carried in a ContextVar.
 
-The HTTP middleware (or the ``mcp`` SDK middleware) resolves the identity from the ASGI scope
-with :func:`resolve_identity` and publishes it for the duration of the request with
-:func:`use_identity` (or :func:`set_identity` / :func:`reset_identity`).  Code deeper down (the
+The HTTP middleware publishes the request with :func:`publish_request`: the identity is resolved
+from the scope the first time someone asks (:func:`current_identity`), because authentication
+middleware inside the app fills ``scope["user"]`` only after the request has entered ours.  The
+``mcp`` SDK middleware (or any code) can publish a resolved value with :func:`use_identity` (or
+:func:`set_identity` / :func:`reset_identity`).  Code deeper down (the
 tool decorator, the ACL decorator, the LLM recorder) reads it with :func:`current_identity`;
 the ``mcp`` 2.x SDK carries the request's context into tool handlers, so the value set around
 the ASGI call is visible there.
@@ -28,6 +30,7 @@ __all__ = [
     "identity_from_header",
     "identity_from_user",
     "identity_label",
+    "publish_request",
     "reset_identity",
     "resolve_identity",
     "set_identity",
@@ -37,20 +40,50 @@ __all__ = [
 #: Identities longer than this are cut: a label value is not a place for a token.
 MAX_IDENTITY_LENGTH = 128
 
-_current: ContextVar[str | None] = ContextVar("asgi_mcp_metrics.identity", default=None)
+class _Deferred:
+    """A request whose identity is resolved on first use, then remembered."""
+
+    __slots__ = ("recorder", "resolved", "scope", "settings", "value")
+
+    def __init__(self, scope: Mapping[str, Any], settings: Settings,
+                 recorder: Recorder | None) -> None:
+        self.scope = scope
+        self.settings = settings
+        self.recorder = recorder
+        self.resolved = False
+        self.value: str | None = None
+
+    def get(self) -> str | None:
+        if not self.resolved:
+            self.value = resolve_identity(self.scope, self.settings, recorder=self.recorder)
+            self.resolved = True
+        return self.value
+
+
+_current: ContextVar[str | _Deferred | None] = ContextVar("asgi_mcp_metrics.identity",
+                                                          default=None)
 
 
 def current_identity() -> str | None:
     """The identity of the request being handled, or None."""
-    return _current.get()
+    value = _current.get()
+    if value is None or isinstance(value, str):
+        return value
+    return value.get()
 
 
-def set_identity(value: str | None) -> Token[str | None]:
+def publish_request(scope: Mapping[str, Any], settings: Settings,
+                    recorder: Recorder | None = None) -> Token[str | _Deferred | None]:
+    """Make the request's identity available to code below; undo with :func:`reset_identity`."""
+    return _current.set(_Deferred(scope, settings, recorder))
+
+
+def set_identity(value: str | None) -> Token[str | _Deferred | None]:
     """Publish ``value`` as the current identity; undo with :func:`reset_identity`."""
     return _current.set(value or None)
 
 
-def reset_identity(token: Token[str | None]) -> None:
+def reset_identity(token: Token[str | _Deferred | None]) -> None:
     _current.reset(token)
 
 

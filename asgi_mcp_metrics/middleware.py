@@ -15,6 +15,8 @@ from typing import Any, Protocol
 from prometheus_client import CollectorRegistry
 
 from .config import Settings
+from .audit import reset_traceparent, set_traceparent, traceparent_from_scope
+from .identity import publish_request, reset_identity
 from .recorder import Recorder, get_recorder
 from .routing import route_label
 from .types import ASGIApp, Message, Receive, Scope, Send
@@ -92,6 +94,8 @@ class MetricsMiddleware:
         self._stream_types = frozenset(t.lower().encode("latin-1")
                                        for t in settings.stream_content_types)
         self._observers: tuple[ObserverFactory, ...] = tuple(self._make_observers())
+        self._identity_enabled = (settings.identity != "off"
+                                  or settings.identity_resolver is not None)
         rec = self.recorder
         self._duration = rec["http_server_request_duration_seconds"]
         self._active = rec["http_server_active_requests"]
@@ -177,17 +181,26 @@ class _Exchange:
         self.send = send
         self.active = self.mw._active.labels(self.method, self.scope.get("scheme", "http"))
         self.active.inc()
+        mw = self.mw
+        identity = (publish_request(self.scope, mw.settings, mw.recorder)
+                    if mw._identity_enabled else None)
+        trace = (set_traceparent(traceparent_from_scope(self.scope))
+                 if mw.settings.audit_log else None)
         error: BaseException | None = None
         try:
-            await self.mw.app(self.scope, self._receive, self._send)
+            await mw.app(self.scope, self._receive, self._send)
         except BaseException as exc:
             error = exc
             raise
         finally:
+            if identity is not None:
+                reset_identity(identity)
+            if trace is not None:
+                reset_traceparent(trace)
             try:
                 self._finish(error)
             except Exception:
-                self.mw.recorder.internal_error("finish")
+                mw.recorder.internal_error("finish")
 
     async def _receive(self) -> Message:
         message = await self.receive()

@@ -95,14 +95,21 @@ class Recorder:
         self.families: dict[str, Family] = {}
         overrides = dict(buckets or {})
         for spec in METRICS:
+            # A constant label a metric already has (``variant`` on build_info) stays the
+            # metric's own: its callers set it.
+            extra = {name: value for name, value in const.items() if name not in spec.labels}
             self.families[spec.name] = Family(
-                spec, _build(spec, registry, namespace, tuple(const), overrides),
-                tuple(const.values()))
+                spec, _build(spec, registry, namespace, tuple(extra), overrides),
+                tuple(extra.values()))
         self.label_overflow = self.families["asgi_mcp_metrics_label_overflow_total"]
         self.internal_errors = self.families["asgi_mcp_metrics_internal_errors_total"]
         self.callback_errors = self.families["asgi_mcp_metrics_callback_errors_total"]
         self.parse_limits = self.families["asgi_mcp_metrics_parse_limit_total"]
         self.families["asgi_mcp_metrics_info"].labels(__version__).set(1)
+        # Both decisions exist from start-up, so that an alert on a jump in denials works
+        # from the first scrape on.
+        for decision in ("allow", "deny"):
+            self.families["mcp_acl_decisions_total"].labels(decision, "", "", "", "")
 
         self.tool_names = LabelGuard(self, "gen_ai_tool_name", max_tool_names)
         self.identities = LabelGuard(self, "identity", max_identities,
@@ -170,6 +177,20 @@ def _build(spec: MetricSpec, registry: CollectorRegistry, namespace: str,
 _recorders: weakref.WeakKeyDictionary[CollectorRegistry, dict[tuple[Any, ...], Recorder]] = (
     weakref.WeakKeyDictionary())
 _lock = threading.Lock()
+
+
+def existing_recorder(registry: CollectorRegistry | None = None) -> Recorder | None:
+    """The recorder already built on ``registry`` when there is exactly one, else None.
+
+    In-code instrumentation (decorators, monitors) binds late and reuses the app's recorder, so
+    its metrics land next to the middleware's without a second set of settings.
+    """
+    registry = REGISTRY if registry is None else registry
+    with _lock:
+        built = _recorders.get(registry)
+        if built is not None and len(built) == 1:
+            return next(iter(built.values()))
+    return None
 
 
 def get_recorder(registry: CollectorRegistry | None = None, settings: Any = None) -> Recorder:

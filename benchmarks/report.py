@@ -161,11 +161,28 @@ class Target:
     goal: str
     measured: str
     met: bool | None
+    """None: inconclusive, the middle half of the rounds lies on both sides of the goal."""
+
+
+def verdict(value: float, spread: tuple[float, float], *, at_most: float | None = None,
+            at_least: float | None = None) -> bool | None:
+    """Whether ``value`` meets the goal, or None when the rounds' middle half straddles it."""
+    low, high = spread
+    if at_most is not None:
+        if low <= at_most < high:
+            return None
+        return value <= at_most
+    if at_least is not None:
+        if low < at_least <= high:
+            return None
+        return value >= at_least
+    raise ValueError("give at_most or at_least")
 
 
 def targets_table(targets: Sequence[Target]) -> str:
     lines = ["| target | goal | measured | met |", "|---|---|---|---|"]
     for target in targets:
-        verdict = "n/a" if target.met is None else ("yes" if target.met else "**no**")
+        verdict = ("inconclusive (noise)" if target.met is None
+                   else "yes" if target.met else "**no**")
         lines.append(f"| {target.name} | {target.goal} | {target.measured} | {verdict} |")
     return "\n".join(lines)

@@ -31,6 +31,7 @@ from pathlib import Path
 
 from loadgen import RESULT_MARKER
 from serve import APP_ENV, MCP_PARSING_ENV, RECORDED_PATH, VARIANT_ENV
+from timing import middle_half
 
 BENCH_DIR = Path(__file__).resolve().parent
 HOST = "127.0.0.1"
@@ -333,6 +334,8 @@ class Throughput:
     """Median server CPU time per request."""
     cpu_ratio: float | None
     """Median per-round ratio of the baseline's CPU per request to this variant's."""
+    ratio_spread: tuple[float, float]
+    """First and third quartile of the per-round ratios to the baseline."""
 
 
 def summarize(servers: Sequence[Server], baseline: str) -> list[Throughput]:
@@ -347,14 +350,15 @@ def summarize(servers: Sequence[Server], baseline: str) -> list[Throughput]:
         rates = [run.per_second for run in server.runs]
         paired = [run.per_second / other.per_second
                   for run, other in zip(server.runs, base.runs, strict=True)]
-        quartiles = statistics.quantiles(rates, n=4) if len(rates) > 1 else [rates[0]] * 3
+        quartiles = middle_half(rates)
         rows.append(Throughput(
             variant=server.variant,
             per_second=statistics.median(rates),
             ratio=statistics.median(paired),
             p50_ms=statistics.median(run.p50_us for run in server.runs) / 1000,
             p99_ms=statistics.median(run.p99_us for run in server.runs) / 1000,
-            spread=(quartiles[0], quartiles[2]),
+            spread=quartiles,
+            ratio_spread=middle_half(paired),
             cpu_us=_median_or_none([run.cpu_us_per_request for run in server.runs]),
             cpu_ratio=_median_or_none([
                 None if mine.cpu_us_per_request is None or theirs.cpu_us_per_request is None
@@ -367,3 +371,4 @@ def summarize(servers: Sequence[Server], baseline: str) -> list[Throughput]:
 def _median_or_none(values: Sequence[float | None]) -> float | None:
     known = [value for value in values if value is not None]
     return statistics.median(known) if known and len(known) == len(values) else None
+

@@ -81,6 +81,8 @@ class Summary:
     ratio: float
     spread_us: tuple[float, float]
     """First and third quartile of the per-round times."""
+    overhead_spread_us: tuple[float, float]
+    """First and third quartile of the per-round differences to the baseline."""
 
 
 def summarize(contenders: Sequence[Contender], baseline: str) -> list[Summary]:
@@ -91,12 +93,22 @@ def summarize(contenders: Sequence[Contender], baseline: str) -> list[Summary]:
     for contender in sorted(contenders, key=lambda c: c.variant != baseline):
         times = contender.seconds_per_request
         paired = [t - b for t, b in zip(times, base.seconds_per_request, strict=True)]
-        quartiles = statistics.quantiles(times, n=4) if len(times) > 1 else [times[0]] * 3
+        quartiles = middle_half(times)
+        low, high = middle_half(paired)
         rows.append(Summary(
             variant=contender.variant,
             median_us=statistics.median(times) * 1e6,
             overhead_us=statistics.median(paired) * 1e6,
             ratio=statistics.median(times) / base_median,
-            spread_us=(quartiles[0] * 1e6, quartiles[2] * 1e6),
+            spread_us=(quartiles[0] * 1e6, quartiles[1] * 1e6),
+            overhead_spread_us=(low * 1e6, high * 1e6),
         ))
     return rows
+
+
+def middle_half(values: Sequence[float]) -> tuple[float, float]:
+    """First and third quartile."""
+    if len(values) < 2:
+        return values[0], values[0]
+    first, _, third = statistics.quantiles(values, n=4)
+    return first, third

@@ -16,6 +16,14 @@ def registry() -> CollectorRegistry:
 
 
 @pytest.fixture(autouse=True)
+def _declared_tools_restored(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tool names declared by ``@instrument_tool`` are process-wide; each test gets its own."""
+    from asgi_mcp_metrics import known
+
+    monkeypatch.setattr(known, "_known_tools", set(known._known_tools))
+
+
+@pytest.fixture(autouse=True)
 def _no_config_from_environment(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
     """Keep the developer's environment and pyproject.toml out of the tests' settings."""
     import os

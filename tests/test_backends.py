@@ -17,7 +17,6 @@ from asgi_mcp_metrics import backends
 from asgi_mcp_metrics.backends import BackendMonitor
 from asgi_mcp_metrics.config import Settings
 from tests.asgi import total, value
-from tests.isolation import declared_tools_restored  # noqa: F401 - autouse fixture
 
 pytestmark = pytest.mark.anyio
 

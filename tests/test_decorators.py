@@ -23,7 +23,6 @@ from asgi_mcp_metrics.identity import use_identity
 from asgi_mcp_metrics.known import declare_tool, is_declared_tool
 from asgi_mcp_metrics.recorder import get_recorder
 from tests.asgi import total, value
-from tests.isolation import declared_tools_restored  # noqa: F401 - autouse fixture
 
 pytestmark = pytest.mark.anyio
 

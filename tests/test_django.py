@@ -302,12 +302,29 @@ async def test_outer_layer_counts_a_stream_once_to_its_last_byte(
 
 
 @pytest.mark.anyio
+@pytest.mark.skipif(django.VERSION < (5, 0), reason="Django < 5.0 does not listen for the "
+                    "client's disconnect while a response streams")
 async def test_outer_layer_sees_the_client_leave_a_stream(metrics: CollectorRegistry) -> None:
     from tests.django_settings.views import EVENT
 
     exchange = await call(django_asgi_app(), http_scope("/endless"), disconnect_after=0.01)
     assert exchange.body == EVENT
     labels = {"http_route": "/endless", "stream_kind": "sse"}
+    assert value(metrics, STREAMS, end_reason="client_disconnect", **labels) == 1
+    assert total(metrics, STREAMS) == 1
+    assert value(metrics, STREAMS_ACTIVE, **labels) == 0
+
+
+@pytest.mark.anyio
+async def test_outer_layer_sees_the_server_fail_to_send(metrics: CollectorRegistry) -> None:
+    from tests.django_settings.views import EVENT
+
+    # The third message (the second event) fails, as when the connection is gone.
+    exchange = await call(django_asgi_app(), http_scope("/ticking"), fail_send_after=2,
+                          raise_errors=False)
+    assert isinstance(exchange.error, OSError)
+    assert exchange.body == EVENT
+    labels = {"http_route": "/ticking", "stream_kind": "sse"}
     assert value(metrics, STREAMS, end_reason="client_disconnect", **labels) == 1
     assert total(metrics, STREAMS) == 1
     assert value(metrics, STREAMS_ACTIVE, **labels) == 0
@@ -515,6 +532,26 @@ def test_problems_are_logged_once_by_servers(metrics: CollectorRegistry,
     logged = [record.getMessage() for record in caplog.records]
     assert len(logged) == 1
     assert "asgi_mcp_metrics.W001" in logged[0]
+
+
+def test_wsgi_deployments_log_problems_at_the_first_request(
+        metrics: CollectorRegistry, caplog: pytest.LogCaptureFixture,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from django.apps import apps
+
+    from asgi_mcp_metrics.django import checks
+
+    monkeypatch.setattr(checks, "_reported", set())
+    apps.get_app_config("asgi_mcp_metrics").ready()  # connects the one-shot receiver again
+    with override_settings(ROOT_URLCONF="tests.django_settings.urls_without_metrics"), \
+            caplog.at_level(logging.WARNING, "asgi_mcp_metrics"):
+        client = Client()
+        client.get("/items/1")
+        client.get("/items/2")
+    logged = [record.getMessage() for record in caplog.records]
+    assert len(logged) == 1
+    assert "asgi_mcp_metrics.W002" in logged[0]
+    assert requests(metrics, "/items/{id}") == 2
 
 
 def test_silenced_checks_are_not_logged(metrics: CollectorRegistry,

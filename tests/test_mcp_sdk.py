@@ -28,7 +28,6 @@ from asgi_mcp_metrics.mcp_sdk import (
     instrument_client_session,
 )
 from tests.asgi import http_scope, total, value
-from tests.isolation import declared_tools_restored  # noqa: F401 - autouse fixture
 
 pytestmark = pytest.mark.anyio
 

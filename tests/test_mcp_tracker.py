@@ -657,11 +657,12 @@ async def test_client_responses_and_invalid_ids_are_not_operations(
         registry: CollectorRegistry) -> None:
     mw = instrument(registry, FakeServer(lambda body, scope: Reply(202, [JSON_TYPE])))
     body = dumps([result("srv-1", roots=[]), request("tools/call", True, name="add"),
-                  {"jsonrpc": "2.0", "id": 1.5, "method": "ping"}])
+                  {"jsonrpc": "2.0", "id": 1.5, "method": "ping"}, {"id": 3}, 7])
     await post(mw, body)
     assert total(registry, REQUESTS) == 0
+    assert value(registry, PARSE_LIMITS, where="request_body", reason="invalid_id") == 2
     assert value(registry, PARSE_LIMITS, where="request_body",
-                 reason="invalid_batch_element") == 1
+                 reason="invalid_batch_element") == 2
 
 
 # == legacy HTTP+SSE =============================================================================
@@ -1345,6 +1346,12 @@ async def test_non_mcp_traffic_is_not_observed(registry: CollectorRegistry) -> N
     assert tracker.observe(http_scope("/form", "POST", headers=[
         (b"content-type", b"application/x-www-form-urlencoded")]), 0) is None
     assert tracker.observe(http_scope("/x", "DELETE"), 0) is None
+    # What may be MCP is looked at, whatever the case of the header names.
+    for method, headers in [("GET", [(b"Accept", b"text/event-stream")]),
+                            ("DELETE", [(b"Mcp-Session-Id", b"s")]),
+                            ("POST", [(b"content-type", b"Application/JSON")]),
+                            ("POST", [(b"mcp-method", b"tools/list")])]:
+        assert tracker.observe(http_scope("/y", method, headers=headers), 0) is not None
 
 
 async def test_tool_name_cap_and_declared_tools(registry: CollectorRegistry) -> None:

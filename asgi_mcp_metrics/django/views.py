@@ -44,21 +44,8 @@ def _current_endpoint() -> MetricsEndpoint:
     global _endpoint
     config = get_config()
     if _endpoint is None or _endpoint[0] is not config:
-        _endpoint = (config, _build_endpoint(config))
+        _endpoint = (config, MetricsEndpoint(registry=config.registry, settings=config.settings))
     return _endpoint[1]
-
-
-def _build_endpoint(config: DjangoConfig) -> MetricsEndpoint:
-    settings = config.settings
-    return MetricsEndpoint(
-        registry=config.registry,
-        auth_bearer_token=settings.auth_bearer_token,
-        auth_basic_username=settings.auth_basic_username,
-        auth_basic_password=settings.auth_basic_password,
-        auth=settings.auth,
-        gzip=settings.gzip,
-        render_offload_seconds=settings.render_offload_seconds,
-    )
 
 
 def _scope_of(request: HttpRequest) -> dict[str, Any]:

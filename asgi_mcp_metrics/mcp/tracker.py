@@ -78,7 +78,6 @@ _UNPARSABLE: Final = frozenset({INVALID_EMPTY, INVALID_UTF8, INVALID_JSON, INVAL
 _NOT_JSONRPC: Final = frozenset({INVALID_NOT_JSONRPC, INVALID_NOT_AN_OBJECT})
 #: Ids the SDKs put on transport-level errors that answer no request in particular.
 _TRANSPORT_ERROR_IDS: Final[frozenset[IdKey]] = frozenset({("null", ""), ("str", "server-error")})
-_SESSION_NOT_FOUND_CODES: Final = frozenset({None, -32600})
 
 
 class McpTracker:
@@ -120,15 +119,9 @@ class McpTracker:
             if method == "POST" and path in self.other_paths:
                 return None
             known = path in self.mcp_paths or path in self.stream_paths
-        headers = mcp_request_headers(scope["headers"])
-        if not known:
-            if method == "POST":
-                if headers.method is None and not _is_json(headers.content_type):
-                    return None
-            elif headers.session_id is None and not (
-                    method == "GET" and headers.accept and "text/event-stream" in headers.accept):
-                return None
-        return McpExchange(self, scope, started, headers, known)
+        if not known and not _may_be_mcp(method, scope["headers"]):
+            return None
+        return McpExchange(self, scope, started, mcp_request_headers(scope["headers"]), known)
 
     def remember(self, path: str, is_mcp: bool) -> None:
         if self.pinned:
@@ -149,15 +142,37 @@ class McpTracker:
         self.sessions.shutdown()
 
 
-def _is_json(content_type: str | None) -> bool:
-    return content_type is not None and "json" in content_type
+_MCP_ONLY_HEADERS: Final = frozenset({b"mcp-session-id", b"mcp-method"})
+_WATCHED_HEADERS: Final = _MCP_ONLY_HEADERS | {b"content-type", b"accept"}
+
+
+def _may_be_mcp(method: str, headers: Any) -> bool:
+    """On a path not known yet: a header only MCP clients send, a JSON POST, or a GET that
+    accepts an event stream (a legacy ``/sse`` connect).
+
+    One pass without allocating: for a request that is not MCP this is the tracker's whole
+    cost.  ASGI servers send lower-case header names; other names get an exact second look.
+    """
+    for name, value in headers:
+        if name in _MCP_ONLY_HEADERS:
+            return True
+        if name == b"content-type":
+            if method == "POST" and b"json" in value.lower():
+                return True
+        elif name == b"accept":
+            if method == "GET" and b"text/event-stream" in value.lower():
+                return True
+        elif not name.islower() and name.lower() in _WATCHED_HEADERS:
+            return _may_be_mcp(method, [(n.lower(), v) for n, v in headers])
+    return False
 
 
 class McpExchange:
     """One HTTP exchange on an MCP endpoint."""
 
     __slots__ = ("answered", "batch", "body", "error_code", "headers", "headers_used",
-                 "http_method", "initialize", "invalid_elements", "is_mcp", "legacy_post_session",
+                 "http_method", "initialize", "invalid_elements", "invalid_ids", "is_mcp",
+                 "legacy_post_session",
                  "legacy_stream_session", "lists_tools", "modern", "operations", "parsed_request",
                  "path", "reading", "request_invalid", "response_invalid", "response_json",
                  "response_session", "response_unparsed", "scope", "sse", "started", "status",
@@ -184,6 +199,7 @@ class McpExchange:
         self.is_mcp = known or headers.method is not None or headers.session_id is not None
         self.request_invalid: str | None = None
         self.invalid_elements = 0
+        self.invalid_ids = 0
         self.parsed_request = False
         self.headers_used = False
         self.batch = False
@@ -250,7 +266,7 @@ class McpExchange:
             kind = message.kind
             if kind == "request":
                 if message.invalid_id or message.method is None:
-                    self.invalid_elements += 1
+                    self.invalid_ids += 1  # e.g. a boolean or float id: nothing can match it
                     continue
                 self._add_request(message.id_key, message.method, message.tool_name,
                                   message.prompt_name, message.protocol_version)
@@ -477,7 +493,10 @@ class McpExchange:
         if self.request_invalid is not None:
             tracker.parse_limits.labels("request_body", self.request_invalid).inc()
         if self.invalid_elements:
-            tracker.parse_limits.labels("request_body", "invalid_batch_element").inc()
+            tracker.parse_limits.labels("request_body", "invalid_batch_element").inc(
+                self.invalid_elements)
+        if self.invalid_ids:
+            tracker.parse_limits.labels("request_body", "invalid_id").inc(self.invalid_ids)
         if 300 <= status < 400:
             self._discard()
             return
@@ -489,8 +508,9 @@ class McpExchange:
         sessions = self.tracker.sessions
         request_session = None if self.modern else self.headers.session_id
         post_session = self.legacy_post_session
-        if (status == 404 and (request_session or post_session) and not self.answered
-                and self.error_code in _SESSION_NOT_FOUND_CODES):
+        if status == 404 and (request_session or post_session) and not self.answered:
+            # The handshake era's "Session not found" (the modern era has no sessions, and its
+            # 404 answers the request by id: "method not found").
             sessions.not_found(request_session or post_session or "", self.transport)
         elif 200 <= status < 300:
             if (self.response_session and request_session is None and post_session is None

@@ -16,6 +16,7 @@ urlpatterns = [
     path("events", views.events),
     path("async-events", views.async_events),
     path("endless", views.endless),
+    path("ticking", views.ticking),
     path("download", views.download),
     path("boom", views.boom),
     path("get-only", views.get_only),

@@ -57,6 +57,17 @@ async def endless(request: HttpRequest) -> StreamingHttpResponse:
     return StreamingHttpResponse(stream(), content_type="text/event-stream")
 
 
+async def ticking(request: HttpRequest) -> StreamingHttpResponse:
+    """Events without end, for as long as they can be sent."""
+
+    async def stream() -> AsyncIterator[bytes]:
+        while True:
+            yield EVENT
+            await asyncio.sleep(0)
+
+    return StreamingHttpResponse(stream(), content_type="text/event-stream")
+
+
 def download(request: HttpRequest) -> StreamingHttpResponse:
     return StreamingHttpResponse(iter([CHUNK, CHUNK]), content_type="application/octet-stream")
 

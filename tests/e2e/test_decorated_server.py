@@ -23,7 +23,6 @@ from asgi_mcp_metrics.mcp_sdk import MetricsServerMiddleware
 from asgi_mcp_metrics.starlette import instrument
 from tests.asgi import total, value
 from tests.e2e.servers import serve
-from tests.isolation import declared_tools_restored  # noqa: F401 - autouse fixture
 
 pytestmark = [pytest.mark.e2e, pytest.mark.anyio]
 
@@ -152,3 +151,22 @@ async def test_decorated_tools_are_known_label_values_before_any_listing(
                  label="gen_ai_tool_name") == 0
 
 
+
+
+async def test_without_http_the_sdk_middleware_records_operations(
+        registry: CollectorRegistry) -> None:
+    mcp = build_server(registry)
+    mcp.middleware.append(MetricsServerMiddleware(registry=registry))
+    # In-process: the real client and server, no HTTP request in the SDK's context.
+    async with Client(mcp, mode="legacy") as client:
+        await make_calls(client)
+    assert total(registry, "mcp_server_requests_total", mcp_method_name="tools/call",
+                 transport="stdio") == 8
+    assert total(registry, "mcp_server_requests_total", mcp_method_name="tools/call",
+                 outcome="tool_error") == 2
+    assert total(registry, "mcp_server_operation_duration_seconds_count",
+                 mcp_method_name="tools/call", gen_ai_tool_name="add") == 2
+    # Decorated tools count themselves, the SDK middleware counts the rest: once each.
+    assert total(registry, CALLS) == 8
+    assert calls(registry, "add", "math", "ok", identity="") == 2
+    assert calls(registry, "plain_echo", "", "ok", identity="") == 1

@@ -26,7 +26,11 @@ if int(version("mcp").split(".")[0]) >= 2:
 
 from mcp import ClientSession
 from mcp.client.sse import sse_client
-from mcp.client.streamable_http import streamablehttp_client
+
+try:  # the current name; older 1.x releases only have the deprecated one
+    from mcp.client.streamable_http import streamable_http_client
+except ImportError:  # pragma: no cover - depends on the installed 1.x release
+    from mcp.client.streamable_http import streamablehttp_client as streamable_http_client
 from mcp.server.fastmcp import FastMCP
 
 from asgi_mcp_metrics import MetricsMiddleware
@@ -112,7 +116,7 @@ def test_streamable_http(registry: CollectorRegistry, settings: dict[str, Any]) 
     app = MetricsMiddleware(make_server(**settings).streamable_http_app(), registry=registry)
     with serve(app) as url:
         async def session() -> None:
-            async with streamablehttp_client(url + "/mcp") as (read, write, _), \
+            async with streamable_http_client(url + "/mcp") as (read, write, _), \
                     ClientSession(read, write) as client:
                 await calls(client)
 

@@ -24,7 +24,6 @@ from prometheus_client.parser import text_string_to_metric_families
 from examples.mcp_proxy.app import ProxyConfig, build_proxy, default_backends
 from examples.mcp_proxy.weather_server import build_weather_app
 from tests.e2e.servers import serve
-from tests.isolation import declared_tools_restored  # noqa: F401 - autouse fixture
 
 pytestmark = [pytest.mark.e2e, pytest.mark.anyio]
 
