@@ -69,7 +69,7 @@ DEFAULT_OPERATION_DURATION_BUCKETS = (
 )  # fmt: skip
 
 Scope: TypeAlias = MutableMapping[str, Any]
-AuthCheck: TypeAlias = Callable[[Scope], bool | Awaitable[bool]]
+AuthCheck: TypeAlias = Callable[[Mapping[str, str]], bool | Awaitable[bool]]
 """Decides whether a scrape may read the metrics; gets the ASGI scope, may be async."""
 IdentityResolver: TypeAlias = Callable[[Scope], str | None]
 """Maps an ASGI scope to the identity label value (None: no identity)."""

@@ -162,10 +162,11 @@ class MetricsServerMiddleware:
                 except Exception:
                     self._internal_error("sdk_middleware.record")
 
-    def _publish(self, ctx: Any, request: _Request) -> tuple[Token[str | None] | None,
+    def _publish(self, ctx: Any, request: _Request) -> tuple[Token[Any] | None,
                                                              Token[str | None] | None]:
         """Identity and trace context for the code the request runs (decorators, audit)."""
-        identity_token = trace_token = None
+        identity_token: Token[Any] | None = None
+        trace_token: Token[str | None] | None = None
         try:
             recorder, settings = self._binding.resolve()
             if request.scope is not None and current_identity() is None:

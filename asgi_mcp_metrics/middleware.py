@@ -14,8 +14,8 @@ from typing import Any, Protocol
 
 from prometheus_client import CollectorRegistry
 
-from .config import Settings
 from .audit import reset_traceparent, set_traceparent, traceparent_from_scope
+from .config import Settings
 from .identity import publish_request, reset_identity
 from .recorder import Recorder, get_recorder
 from .routing import route_label
@@ -163,7 +163,7 @@ class _Exchange:
         self.ended = 0.0
         self.disconnected = False
         self.stream_kind: str | None = None
-        self.route: str | None = None
+        self.route = ""  # known once the response starts as a stream
         self.active: Any = None
         observers = []
         for factory in mw._observers:
@@ -230,7 +230,7 @@ class _Exchange:
                     for observer in self.observers:
                         observer.response_body(body, not final)
                     if self.stream_kind is not None:
-                        self._refine_stream()
+                        self._refine_stream(self.stream_kind)
                 if body:
                     if not self.response_bytes and self.stream_kind is not None:
                         self.mw._first_byte.labels(self.route, self.stream_kind).observe(
@@ -283,14 +283,14 @@ class _Exchange:
         self.route = self._route()
         self.mw._streams_active.labels(self.route, kind).inc()
 
-    def _refine_stream(self) -> None:
+    def _refine_stream(self, current: str) -> None:
         for observer in self.observers:
             kind = observer.stream_kind
-            if kind is not None and kind != self.stream_kind:
+            if kind is not None and kind != current:
                 gauge = self.mw._streams_active
-                gauge.labels(self.route, self.stream_kind).dec()
+                gauge.labels(self.route, current).dec()
                 gauge.labels(self.route, kind).inc()
-                self.stream_kind = kind
+                self.stream_kind = current = kind
 
     def _route(self) -> str:
         return route_label(self.scope, self.root_path, self.status)
@@ -298,7 +298,7 @@ class _Exchange:
     def _finish(self, error: BaseException | None) -> None:
         mw = self.mw
         ended = self.ended or perf_counter()
-        route = self.route if self.route is not None else self._route()
+        route = self.route if self.stream_kind is not None else self._route()
         elapsed = ended - self.started
         if self.stream_kind is not None:
             if self.disconnected:

@@ -51,8 +51,8 @@ def route_label(scope: MutableMapping[str, Any], entry_root_path: str, status: i
         return _fixed(status)
     if hasattr(route, "routes"):
         # A Mount of a plain ASGI app: root_path already ends with what the Mount matched.
-        return mount_prefix or path or "/"
-    return mount_prefix + path
+        return str(mount_prefix or path or "/")
+    return str(mount_prefix + path)
 
 
 def _fixed(status: int) -> str:

@@ -36,7 +36,9 @@ def instrument(app: AppT, *, registry: CollectorRegistry | None = None,
         settings = Settings.load(overrides=options)
     elif options:
         settings = settings.replace(**options)
-    app.add_middleware(MetricsMiddleware, registry=registry, settings=settings)
+    # Starlette's middleware factory protocol spells the ASGI types with Any.
+    app.add_middleware(MetricsMiddleware, registry=registry,  # type: ignore[arg-type]
+                       settings=settings)
     if expose:
         endpoint = MetricsEndpoint(registry=registry, settings=settings)
         # An ASGI app as endpoint (not a function): Starlette hands it every method, and the

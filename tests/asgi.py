@@ -84,7 +84,7 @@ async def call(app: Any, scope: dict[str, Any], body: Iterable[bytes] = (b"",), 
 
     try:
         await app(scope, receive, send)
-    except BaseException as exc:  # noqa: BLE001 - the caller decides
+    except BaseException as exc:
         ex.error = exc
         if raise_errors:
             raise

@@ -24,7 +24,8 @@ def _declared_tools_restored(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture(autouse=True)
-def _no_config_from_environment(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
+def _no_config_from_environment(monkeypatch: pytest.MonkeyPatch,
+                                tmp_path_factory: pytest.TempPathFactory) -> None:
     """Keep the developer's environment and pyproject.toml out of the tests' settings."""
     import os
 

@@ -66,9 +66,14 @@ class DirectRecorder:
     """Feeds Django requests through ``MetricsMiddleware``."""
 
     def __init__(self, settings: Settings, registry: CollectorRegistry | None) -> None:
-        # MCP messages are parsed from the ASGI byte stream, which does not exist here.
+        # MCP messages are parsed from the ASGI byte stream, which does not exist here.  The
+        # identity and trace context are published for the length of an ASGI call in a
+        # ContextVar; a replay may end in another context (a stream consumed in a worker
+        # thread), so they stay with the ASGI path.
         self._middleware = MetricsMiddleware(
-            _replayed_app, registry=registry, settings=settings.replace(mcp_parsing="off"))
+            _replayed_app, registry=registry,
+            settings=settings.replace(mcp_parsing="off", identity="off", identity_resolver=None,
+                                      audit_log=False))
 
     def begin(self, request: HttpRequest) -> DirectExchange | None:
         """Start measuring ``request``; None if that failed (the request goes on unmeasured)."""
