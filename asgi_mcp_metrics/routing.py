@@ -9,6 +9,8 @@ once more after the response, which is the only case that re-matches.
 
 from __future__ import annotations
 
+import functools
+import re
 from collections.abc import MutableMapping, Sequence
 from typing import Any
 
@@ -19,6 +21,7 @@ UNMATCHED = "__unmatched__"
 REDIRECT = "__redirect__"
 METHOD_NOT_ALLOWED = "__method_not_allowed__"
 
+_CONVERTER = re.compile(r"\{([^{}:]+):[^{}]*\}")
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 
 
@@ -52,7 +55,15 @@ def route_label(scope: MutableMapping[str, Any], entry_root_path: str, status: i
     if hasattr(route, "routes"):
         # A Mount of a plain ASGI app: root_path already ends with what the Mount matched.
         return str(mount_prefix or path or "/")
-    return str(mount_prefix + path)
+    return mount_prefix + normalise(path)
+
+
+@functools.lru_cache(maxsize=1024)
+def normalise(path: str) -> str:
+    """``/items/{id:int}`` -> ``/items/{id}``: the same label as Django's ``<int:id>``."""
+    if ":" not in path:
+        return path
+    return _CONVERTER.sub(r"{\1}", path)
 
 
 def _fixed(status: int) -> str:
@@ -89,4 +100,4 @@ def match_template(routes: Sequence[Any], scope: MutableMapping[str, Any],
         path = getattr(route, "path", "")
         if hasattr(route, "routes"):
             return (prefix + path) or "/"
-        return prefix + path
+        return prefix + normalise(path)

@@ -6,6 +6,7 @@ into a fresh registry given through ``settings.ASGI_MCP_METRICS["registry"]``.
 
 from __future__ import annotations
 
+import contextvars
 import gzip
 import logging
 from collections.abc import Iterator
@@ -211,6 +212,22 @@ def test_wsgi_streaming_download_is_a_request_measured_to_its_end(
     assert total(metrics, STREAMS) == 0
     assert value(metrics, RESPONSE_SIZE, http_request_method="GET",
                  http_route="/download") == 2 * len(CHUNK)
+
+
+def test_identity_and_audit_settings_do_not_disturb_the_replay(
+        registry: CollectorRegistry) -> None:
+    from tests.django_settings.views import EVENT, EVENTS
+
+    with metrics_settings(registry, identity="header:X-User", audit_log=True):
+        response = Client().get("/events", headers={"X-User": "alice"})
+        # Consumed in another context, as by a server that hands the response to a thread.
+        body = contextvars.copy_context().run(b"".join, response.streaming_content)
+        assert body == EVENT * EVENTS
+        assert Client().get("/items/1", headers={"X-User": "alice"}).status_code == 200
+    assert value(registry, STREAMS, http_route="/events", stream_kind="sse",
+                 end_reason="completed") == 1
+    assert requests(registry, "/items/{id}") == 1
+    assert total(registry, "asgi_mcp_metrics_internal_errors_total") == 0
 
 
 def test_excluded_paths_are_not_recorded(registry: CollectorRegistry) -> None:

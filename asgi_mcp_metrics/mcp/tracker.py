@@ -450,7 +450,9 @@ class McpExchange:
         if operation is None and self.legacy_stream_session is not None:
             operation = tracker.sessions.take(self.legacy_stream_session, id_key)
         if operation is None:
-            if self.status < 400 and id_key is not None and id_key not in _TRANSPORT_ERROR_IDS:
+            # (A resumed stream, GET with Last-Event-ID, replays answers to earlier requests.)
+            if (self.status < 400 and id_key is not None and id_key not in _TRANSPORT_ERROR_IDS
+                    and self.headers.last_event_id is None):
                 tracker.parse_limits.labels("response", "unmatched_id").inc()
             return
         self.answered = True
