@@ -648,6 +648,12 @@ async def test_answers_with_ids_never_requested(registry: CollectorRegistry) -> 
     mw = instrument(registry, FakeServer(handler))
     await post(mw, dumps(request("tools/call", 2, name="add")))
     assert value(registry, PARSE_LIMITS, where="response", reason="unmatched_id") == 2
+    # A resumed stream (2025-11-25) replays earlier answers: expected, not counted.
+    resume = http_scope("/mcp", "GET", headers=[(b"accept", b"text/event-stream"),
+                                                (b"mcp-session-id", SESSION.encode()),
+                                                (b"last-event-id", b"41")])
+    await call(mw, resume)
+    assert value(registry, PARSE_LIMITS, where="response", reason="unmatched_id") == 2
     # Its own answer never came: not "ok", and no guessing from the other answers.
     assert operations(registry, "tools/call", tool="_OTHER", error_type="no_response") == 1
     assert_idle(registry, mw)
