@@ -1405,3 +1405,30 @@ async def test_exposition_passes_promtool(registry: CollectorRegistry) -> None:
     await post(mw, dumps(request("tools/call", 2, name="add")), session=SESSION)
     await post(mw, b"{", session=SESSION)
     check_metrics(generate_latest(registry))
+
+
+async def test_tool_that_succeeds_is_known_without_tools_list(registry: CollectorRegistry) -> None:
+    """A client may call a tool it never listed: a successful answer proves the tool exists."""
+
+    async def server(scope: Any, receive: Any, send: Any) -> None:
+        message = await receive()
+        request = json.loads(message["body"])
+        name = request["params"]["name"]
+        result = {"content": [], "isError": name != "real"}
+        body = json.dumps({"jsonrpc": "2.0", "id": request["id"], "result": result}).encode()
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", b"application/json")]})
+        await send({"type": "http.response.body", "body": body})
+
+    app = MetricsMiddleware(server, registry=registry)
+    for i, name in enumerate(["made-up", "real", "real", "made-up"]):
+        body = json.dumps({"jsonrpc": "2.0", "id": i, "method": "tools/call",
+                           "params": {"name": name, "arguments": {}}}).encode()
+        await call(app, http_scope("/mcp", "POST",
+                                   headers=[(b"content-type", b"application/json")]), [body])
+    assert value(registry, "mcp_tool_calls_total", gen_ai_tool_name="real", backend="",
+                 outcome="ok", identity="") == 2
+    assert value(registry, "mcp_tool_calls_total", gen_ai_tool_name="_OTHER", backend="",
+                 outcome="tool_error", identity="") == 2
+    assert value(registry, "mcp_tool_calls_total", gen_ai_tool_name="made-up", backend="",
+                 outcome="tool_error", identity="") == 0

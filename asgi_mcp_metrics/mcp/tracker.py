@@ -464,6 +464,11 @@ class McpExchange:
             if self.legacy_stream_session is not None:
                 tracker.sessions.negotiated(self.legacy_stream_session, operation.version)
         outcome, error_type = outcome_of(message)
+        if operation.tool and outcome in ("ok", "input_required"):
+            # The server answered a successful result, so the tool exists: a client that calls
+            # tools without listing them first still gets their names.  Unknown tools never
+            # succeed, so a client cannot mint label values this way.
+            tracker.recorder.learn_tools((operation.tool,))
         # (Recording is once only: an answer to a request cancelled already changes nothing.)
         tracker.settle(operation, outcome, error_type, now)
 
