@@ -45,7 +45,7 @@ def route_label(scope: MutableMapping[str, Any], entry_root_path: str, status: i
             if template is not None:
                 return template
         return _fixed(status)
-    mount_prefix = scope.get("root_path", "")[len(entry_root_path):]
+    mount_prefix: str = scope.get("root_path", "")[len(entry_root_path):]
     if getattr(route, "routes", None):
         # The innermost router never matched: the last route seen is a Mount of a router.
         return _fixed(status)
@@ -55,7 +55,7 @@ def route_label(scope: MutableMapping[str, Any], entry_root_path: str, status: i
     if hasattr(route, "routes"):
         # A Mount of a plain ASGI app: root_path already ends with what the Mount matched.
         return str(mount_prefix or path or "/")
-    return mount_prefix + normalise(path)
+    return mount_prefix + normalise(str(path))
 
 
 @functools.lru_cache(maxsize=1024)
@@ -63,7 +63,7 @@ def normalise(path: str) -> str:
     """``/items/{id:int}`` -> ``/items/{id}``: the same label as Django's ``<int:id>``."""
     if ":" not in path:
         return path
-    return _CONVERTER.sub(r"{\1}", path)
+    return str(_CONVERTER.sub(r"{\1}", path))
 
 
 def _fixed(status: int) -> str:

@@ -75,11 +75,16 @@ def test_prometheus_scrapes_the_demo_and_answers_promql(tmp_path: Path) -> None:
         # Throughput by tool.
         rates = query(base, "sum by (gen_ai_tool_name) (rate(mcp_tool_calls_total[20s]))")
         assert {r["metric"]["gen_ai_tool_name"] for r in rates} >= {"add", "search", "flaky"}
-        # p95 of the slow tool: it sleeps 20-300 ms, so p95 falls in the (0.2, 0.5] bucket.
-        p95 = wait_for(base, 'histogram_quantile(0.95, sum by (le) (rate('
-                       'mcp_server_operation_duration_seconds_bucket{gen_ai_tool_name="search"}'
-                       '[30s])))', lambda v: v == v)  # not NaN
-        assert 0.2 < p95 <= 0.5
+        # p95 per tool: the slow tool sleeps 20-300 ms, the fast one answers at once.  (Loose
+        # bounds: a loaded machine adds latency, but the order and the magnitude hold.)
+        def p95(tool: str) -> float:
+            return wait_for(base, 'histogram_quantile(0.95, sum by (le) (rate('
+                            'mcp_server_operation_duration_seconds_bucket'
+                            f'{{gen_ai_tool_name="{tool}"}}[30s])))', lambda v: v == v)
+
+        slow, fast = p95("search"), p95("add")
+        assert 0.1 < slow <= 2.0
+        assert fast < slow
         # Error ratio of the flaky tool: every fourth call fails inside an HTTP 200.
         ratio = scalar(base, 'sum(mcp_tool_calls_total{gen_ai_tool_name="flaky",'
                              'outcome="tool_error"}) / sum(mcp_tool_calls_total'
