@@ -20,9 +20,10 @@ import inspect
 import sys
 import types
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from time import perf_counter
 from types import FrameType
-from typing import Any, TypeVar, overload
+from typing import Any, ClassVar, NamedTuple, TypeVar, overload
 
 from prometheus_client import CollectorRegistry
 
@@ -53,19 +54,6 @@ _PERMISSION_WORDS = ("Permission", "Forbidden", "Denied")
 # -- shared helpers --------------------------------------------------------------------------
 
 
-def _extract(source: LabelSource, args: tuple[Any, ...], kwargs: dict[str, Any],
-             recorder: Recorder, callback: str) -> str | None:
-    """Evaluate a label source; a raising callable is counted and yields None."""
-    if source is None or isinstance(source, str):
-        return source
-    try:
-        value = source(*args, **kwargs)
-    except Exception:
-        recorder.callback_error(callback)
-        return None
-    return None if value is None else str(value)
-
-
 def _tool_outcome(result: Any, error: BaseException | None) -> str:
     if error is None:
         return "tool_error" if is_tool_error(result) else "ok"
@@ -81,49 +69,85 @@ def _default_name(target: Any) -> str:
     return str(getattr(func, "__name__", "") or type(func).__name__)
 
 
+class _Call(NamedTuple):
+    """What a probe keeps of one call until it has ended."""
+
+    started: float
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+    #: The request's identity, read when the call begins: it may end in another context.
+    identity: str | None
+
+
+@dataclass(frozen=True, kw_only=True, eq=False)
+class _TimedProbe:
+    """What both decorators do around a call; what they record is each one's ``record``."""
+
+    #: The decorator's name, under which errors of ours and of label extractors are counted.
+    decorator: ClassVar[str]
+    binding: Binding
+
+    def begin(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> _Call:
+        return _Call(perf_counter(), args, kwargs, current_identity())
+
+    def end(self, state: _Call, result: Any, error: BaseException | None) -> None:
+        self.record(state, perf_counter() - state.started, result, error)
+
+    def record(self, call: _Call, elapsed: float, result: Any,
+               error: BaseException | None) -> None:
+        raise NotImplementedError
+
+    def extract(self, source: LabelSource, call: _Call, recorder: Recorder,
+                option: str) -> str | None:
+        """Evaluate a label source; a raising callable is counted and yields None."""
+        if source is None or isinstance(source, str):
+            return source
+        try:
+            value = source(*call.args, **call.kwargs)
+        except Exception:
+            recorder.callback_error(f"{self.decorator}.{option}")
+            return None
+        return None if value is None else str(value)
+
+    def internal_error(self, where: str) -> None:
+        self.binding.internal_error(f"{self.decorator}.{where}")
+
+
 # -- instrument_tool ---------------------------------------------------------------------------
 
 
-class _ToolProbe:
+@dataclass(frozen=True, kw_only=True, eq=False)
+class _ToolProbe(_TimedProbe):
     """What one decorated tool handler records per call."""
 
-    def __init__(self, *, name: str, explicit_name: bool, backend: LabelSource,
-                 tool: Callable[..., Any] | None, binding: Binding) -> None:
-        self.name = name
-        self.explicit_name = explicit_name
-        self.backend = backend
-        self.tool = tool
-        self.binding = binding
+    decorator = "instrument_tool"
+    name: str
+    explicit_name: bool
+    backend: LabelSource
+    tool: Callable[..., Any] | None
 
-    def begin(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        return (perf_counter(), args, kwargs, current_identity())
-
-    def end(self, state: Any, result: Any, error: BaseException | None) -> None:
-        started, args, kwargs, identity = state
-        elapsed = perf_counter() - started
+    def record(self, call: _Call, elapsed: float, result: Any,
+               error: BaseException | None) -> None:
         recorder, settings = self.binding.resolve()
         outcome = _tool_outcome(result, error)
         name = self.name
         if self.tool is not None:
-            extracted = _extract(self.tool, args, kwargs, recorder, "instrument_tool.tool")
+            extracted = self.extract(self.tool, call, recorder, "tool")
             if extracted:
                 name = extracted
                 # The wire layer skips declared names; this call is counted here.
                 declare_tool(name)
             elif not self.explicit_name:
                 name = ""
-        backend = _extract(self.backend, args, kwargs, recorder, "instrument_tool.backend") or ""
+        backend = self.extract(self.backend, call, recorder, "backend") or ""
         tool_label = recorder.tool_label(name, TOOL_CALLS)
         backend_label = recorder.guard("backend")(backend, TOOL_CALLS)
-        who = identity_label(recorder, TOOL_CALLS, identity or "")
+        who = identity_label(recorder, TOOL_CALLS, call.identity or "")
         recorder[TOOL_CALLS].labels(tool_label, backend_label, outcome, who).inc()
         recorder[TOOL_DURATION].labels(tool_label, backend_label, outcome).observe(elapsed)
         if settings.audit_log:
             write_audit_line(settings.audit_logger, tool=name, backend=backend,
-                             identity=identity, outcome=outcome, duration_seconds=elapsed)
-
-    def internal_error(self, where: str) -> None:
-        self.binding.internal_error(f"instrument_tool.{where}")
+                             identity=call.identity, outcome=outcome, duration_seconds=elapsed)
 
 
 @overload
@@ -323,23 +347,19 @@ def _field_text(obj: Any, names: Iterable[str]) -> str | None:
     return None
 
 
-class _AclProbe:
-    def __init__(self, *, tool: LabelSource, backend: LabelSource, identity: LabelSource,
-                 rule: LabelSource, deny_exceptions: tuple[type[BaseException], ...],
-                 binding: Binding) -> None:
-        self.tool = tool
-        self.backend = backend
-        self.identity = identity
-        self.rule = rule
-        self.deny_exceptions = deny_exceptions
-        self.binding = binding
+@dataclass(frozen=True, kw_only=True, eq=False)
+class _AclProbe(_TimedProbe):
+    """What one decorated access-control function records per decision."""
 
-    def begin(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        return (perf_counter(), args, kwargs, current_identity())
+    decorator = "instrument_acl"
+    tool: LabelSource
+    backend: LabelSource
+    identity: LabelSource
+    rule: LabelSource
+    deny_exceptions: tuple[type[BaseException], ...]
 
-    def end(self, state: Any, result: Any, error: BaseException | None) -> None:
-        started, args, kwargs, identity = state
-        elapsed = perf_counter() - started
+    def record(self, call: _Call, elapsed: float, result: Any,
+               error: BaseException | None) -> None:
         if error is not None:
             if not is_permission_error(error, self.deny_exceptions):
                 return  # the check itself failed: not a decision
@@ -349,14 +369,14 @@ class _AclProbe:
         recorder = self.binding.recorder
 
         def label(option: LabelSource, fields: tuple[str, ...], callback: str) -> str:
-            value = _extract(option, args, kwargs, recorder, f"instrument_acl.{callback}")
+            value = self.extract(option, call, recorder, callback)
             if value is None and option is None:
                 value = _field_text(source, fields)
             return value or ""
 
         tool = label(self.tool, ("tool", "tool_name"), "tool")
         backend = label(self.backend, ("backend",), "backend")
-        who = label(self.identity, ("identity",), "identity") or identity or ""
+        who = label(self.identity, ("identity",), "identity") or call.identity or ""
         rule = label(self.rule, ("rule", "rule_id", "policy"), "rule")
         recorder[ACL_DECISIONS].labels(
             decision, recorder.tool_label(tool, ACL_DECISIONS),
@@ -364,9 +384,6 @@ class _AclProbe:
             identity_label(recorder, ACL_DECISIONS, who),
             recorder.guard("rule")(rule, ACL_DECISIONS)).inc()
         recorder[ACL_DURATION].labels(decision).observe(elapsed)
-
-    def internal_error(self, where: str) -> None:
-        self.binding.internal_error(f"instrument_acl.{where}")
 
 
 def _zero_decisions(recorder: Recorder) -> None:

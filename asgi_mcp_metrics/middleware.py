@@ -42,8 +42,9 @@ def mark_stream(scope: Scope, kind: str = "stream") -> None:
 class ExchangeObserver(Protocol):
     """What a protocol observer (the MCP tracker) sees of one HTTP exchange."""
 
-    #: A more specific stream kind learned from the body (e.g. a legacy MCP /sse stream).
-    stream_kind: str | None
+    @property
+    def stream_kind(self) -> str | None:
+        """A more specific stream kind learned from the body (e.g. a legacy MCP /sse stream)."""
 
     def request_body(self, chunk: bytes, more_body: bool) -> None: ...
 

@@ -43,11 +43,11 @@ def _cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
-def _wrk_version() -> str:
+def _load_generator() -> str:
     try:
         finished = subprocess.run(["wrk", "-v"], capture_output=True, text=True, timeout=10)
     except OSError:
-        return "not installed"
+        return "benchmarks/loadgen.py (wrk is not installed)"
     first = (finished.stdout or finished.stderr).splitlines()
     return first[0].split(" Copyright")[0] if first else "unknown"
 
@@ -96,7 +96,7 @@ def environment(*, load_before: str, load_after: str, mcp_parsing: str, command:
         f"| asgi_mcp_metrics revision | {library_revision()} |",
         f"| load average (1/5/15 min) before → after | {load_before} → {load_after} |",
         f"| uvicorn | {stack}, `--workers 1 --no-access-log --log-level warning` |",
-        f"| load generator | {_wrk_version()} |",
+        f"| load generator | {_load_generator()} |",
         f"| asgi_mcp_metrics settings | defaults, `mcp_parsing=\"{mcp_parsing}\"` |",
     ]
     versions = ", ".join(f"{name} {_version(name)}" for name in PACKAGES)

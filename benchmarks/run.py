@@ -1,6 +1,6 @@
 """Benchmark asgi_mcp_metrics against the bare app and its peers, in one interleaved run.
 
-    python benchmarks/run.py                 # everything, about 5-6 minutes on 2 cores
+    python benchmarks/run.py                 # everything, about 6 minutes on 2 cores
     python benchmarks/run.py --quick         # a smoke run, about a minute
     python benchmarks/run.py --output docs/performance.md
 

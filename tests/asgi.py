@@ -91,6 +91,18 @@ async def call(app: Any, scope: dict[str, Any], body: Iterable[bytes] = (b"",), 
     return ex
 
 
+async def read_body(receive: Any) -> bytes:
+    """What an app does to read the whole request body; a disconnect ends it early."""
+    body = b""
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return body
+        body += message.get("body", b"")
+        if not message.get("more_body", False):
+            return body
+
+
 def value(registry: CollectorRegistry, name: str, **labels: str) -> float:
     """A sample's value; 0.0 when the series does not exist."""
     result = registry.get_sample_value(name, labels)

@@ -1,7 +1,12 @@
 from __future__ import annotations
 
+import sys
+import time
+
 import pytest
 from prometheus_client import CollectorRegistry
+
+from .helpers import FakeClock
 
 
 @pytest.fixture
@@ -13,6 +18,22 @@ def anyio_backend() -> str:
 def registry() -> CollectorRegistry:
     """A fresh registry per test, so counts start at zero."""
     return CollectorRegistry()
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
+    """Time stands still in the library until the test advances it: no sleeps, exact buckets.
+
+    Every module of the package that times something with ``perf_counter`` gets the same clock,
+    so a request that crosses several of them (middleware, MCP tracker, sessions) is measured
+    with one time line.
+    """
+    fake = FakeClock()
+    for name, module in list(sys.modules.items()):
+        if (name.partition(".")[0] == "asgi_mcp_metrics"
+                and getattr(module, "perf_counter", None) is time.perf_counter):
+            monkeypatch.setattr(module, "perf_counter", fake)
+    return fake
 
 
 @pytest.fixture(autouse=True)

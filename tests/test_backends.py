@@ -13,30 +13,12 @@ from mcp.shared.exceptions import MCPError
 from mcp_types import CallToolResult, TextContent
 from prometheus_client import CollectorRegistry, generate_latest
 
-from asgi_mcp_metrics import backends
 from asgi_mcp_metrics.backends import BackendMonitor
 from asgi_mcp_metrics.config import Settings
 from tests.asgi import total, value
+from tests.helpers import FakeClock, client_operations
 
 pytestmark = pytest.mark.anyio
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 50.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
-@pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
-    fake = FakeClock()
-    monkeypatch.setattr(backends, "perf_counter", fake)
-    return fake
 
 
 @pytest.fixture
@@ -132,16 +114,13 @@ def test_call_context_manager_records_method_tool_and_error_type(
     with pytest.raises(MCPError), monitor.call("tools/list"):
         raise MCPError(code=-31999, message="odd")
 
-    name = "mcp_client_operation_duration_seconds_count"
     # The tool name is not declared anywhere: not a label value.
-    assert value(registry, name, backend="github", mcp_method_name="tools/call",
-                 gen_ai_tool_name="_OTHER", error_type="tool_error") == 1
-    assert value(registry, name, backend="github", mcp_method_name="tools/call",
-                 gen_ai_tool_name="_OTHER", error_type="-32602") == 1
-    assert value(registry, name, backend="github", mcp_method_name="tools/list",
-                 gen_ai_tool_name="", error_type="") == 1
-    assert value(registry, name, backend="github", mcp_method_name="tools/list",
-                 gen_ai_tool_name="", error_type="_OTHER") == 1
+    assert client_operations(registry, "github", "tools/call", tool="_OTHER",
+                             error_type="tool_error") == 1
+    assert client_operations(registry, "github", "tools/call", tool="_OTHER",
+                             error_type="-32602") == 1
+    assert client_operations(registry, "github", "tools/list") == 1
+    assert client_operations(registry, "github", "tools/list", error_type="_OTHER") == 1
     assert value(registry, "mcp_client_operation_duration_seconds_sum", backend="github",
                  mcp_method_name="tools/list", gen_ai_tool_name="",
                  error_type="") == pytest.approx(0.5)
@@ -161,12 +140,9 @@ async def test_call_as_a_decorator_of_an_async_function(registry: CollectorRegis
     await get_issue(0)
     with pytest.raises(TimeoutError):
         await get_issue(-1)
-    name = "mcp_client_operation_duration_seconds_count"
-    labels = {"backend": "github", "mcp_method_name": "tools/call",
-              "gen_ai_tool_name": "get_issue"}
-    assert value(registry, name, error_type="", **labels) == 1
-    assert value(registry, name, error_type="tool_error", **labels) == 1
-    assert value(registry, name, error_type="timeout", **labels) == 1
+    for error_type in ("", "tool_error", "timeout"):
+        assert client_operations(registry, "github", "tools/call", tool="get_issue",
+                                 error_type=error_type) == 1
 
 
 # -- tool cache --------------------------------------------------------------------------------

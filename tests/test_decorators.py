@@ -16,50 +16,23 @@ from mcp.server.mcpserver import MCPServer
 from mcp_types import CallToolResult, TextContent
 from prometheus_client import CollectorRegistry, Counter
 
-from asgi_mcp_metrics import decorators
 from asgi_mcp_metrics.config import Settings
 from asgi_mcp_metrics.decorators import instrument_acl, instrument_tool, parse_decision
 from asgi_mcp_metrics.identity import use_identity
 from asgi_mcp_metrics.known import declare_tool, is_declared_tool
 from asgi_mcp_metrics.recorder import get_recorder
 from tests.asgi import total, value
+from tests.helpers import FakeClock, tool_calls
 
 pytestmark = pytest.mark.anyio
 
-CALLS = "mcp_tool_calls_total"
 BUCKET = "mcp_tool_call_duration_seconds_bucket"
 COUNT = "mcp_tool_call_duration_seconds_count"
-
-
-class FakeClock:
-    """Replaces perf_counter in the decorators: durations are exact, without sleeping."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
-@pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
-    fake = FakeClock()
-    monkeypatch.setattr(decorators, "perf_counter", fake)
-    return fake
 
 
 @pytest.fixture
 def settings() -> Settings:
     return Settings()
-
-
-def calls(registry: CollectorRegistry, tool: str, outcome: str = "ok", backend: str = "",
-          identity: str = "") -> float:
-    return value(registry, CALLS, gen_ai_tool_name=tool, backend=backend, outcome=outcome,
-                 identity=identity)
 
 
 # -- kinds of callables --------------------------------------------------------------------------
@@ -73,7 +46,7 @@ def test_sync_function_counts_and_times_one_call(registry: CollectorRegistry, se
         return query.upper()
 
     assert search("mcp") == "MCP"
-    assert calls(registry, "search", backend="github") == 1
+    assert tool_calls(registry, "search", backend="github") == 1
     labels = {"gen_ai_tool_name": "search", "backend": "github", "outcome": "ok"}
     assert value(registry, BUCKET, le="0.2", **labels) == 0
     assert value(registry, BUCKET, le="0.5", **labels) == 1
@@ -111,7 +84,7 @@ def test_generator_call_lasts_until_exhausted(registry: CollectorRegistry, setti
     assert next(iterator) == 0
     assert total(registry, COUNT) == 0  # still running
     assert list(iterator) == [1, 2]
-    assert calls(registry, "stream") == 1
+    assert tool_calls(registry, "stream") == 1
     assert value(registry, "mcp_tool_call_duration_seconds_sum", gen_ai_tool_name="stream",
                  backend="", outcome="ok") == pytest.approx(3)
 
@@ -128,13 +101,13 @@ def test_generator_closed_early_is_ok_and_raising_is_error(registry: CollectorRe
     iterator = numbers(False)
     next(iterator)
     iterator.close()
-    assert calls(registry, "numbers", "ok") == 1
+    assert tool_calls(registry, "numbers", "ok") == 1
 
     failing = numbers(True)
     next(failing)
     with pytest.raises(LookupError):
         next(failing)
-    assert calls(registry, "numbers", "error") == 1
+    assert tool_calls(registry, "numbers", "error") == 1
 
 
 def test_generator_send_and_throw_reach_the_generator(registry: CollectorRegistry,
@@ -153,7 +126,7 @@ def test_generator_send_and_throw_reach_the_generator(registry: CollectorRegistr
     assert gen.send("a") == "got a"
     assert gen.throw(KeyError("k")) == "got thrown"
     gen.close()
-    assert calls(registry, "echo", "ok") == 1
+    assert tool_calls(registry, "echo", "ok") == 1
 
 
 async def test_async_generator_forwards_asend_athrow_and_aclose(registry: CollectorRegistry,
@@ -176,7 +149,7 @@ async def test_async_generator_forwards_asend_athrow_and_aclose(registry: Collec
     assert await gen.athrow(KeyError("k")) == "> thrown"
     assert total(registry, COUNT) == 0
     await gen.aclose()
-    assert calls(registry, "chat", "ok") == 1
+    assert tool_calls(registry, "chat", "ok") == 1
     assert value(registry, "mcp_tool_call_duration_seconds_sum", gen_ai_tool_name="chat",
                  backend="", outcome="ok") == pytest.approx(1.0)
 
@@ -193,7 +166,7 @@ async def test_async_generator_that_raises_is_an_error(registry: CollectorRegist
         async for item in items():
             collected.append(item)
     assert collected == [1]
-    assert calls(registry, "items", "error") == 1
+    assert tool_calls(registry, "items", "error") == 1
 
 
 async def test_async_generator_exhausted_is_ok(registry: CollectorRegistry,
@@ -204,7 +177,7 @@ async def test_async_generator_exhausted_is_ok(registry: CollectorRegistry,
             yield i
 
     assert [i async for i in three()] == [0, 1, 2]
-    assert calls(registry, "three", "ok") == 1
+    assert tool_calls(registry, "three", "ok") == 1
 
 
 def test_methods_classmethods_and_staticmethods_in_either_order(
@@ -248,11 +221,11 @@ def test_methods_classmethods_and_staticmethods_in_either_order(
     assert Tools.class_below(2) == 21
     assert Tools.static_above(3) == -3
     assert tools.static_below(3) == -4
-    assert calls(registry, "method") == 1
-    assert calls(registry, "class_above") == 2
-    assert calls(registry, "class_below") == 1
-    assert calls(registry, "static_above") == 1
-    assert calls(registry, "static_below") == 1
+    assert tool_calls(registry, "method") == 1
+    assert tool_calls(registry, "class_above") == 2
+    assert tool_calls(registry, "class_below") == 1
+    assert tool_calls(registry, "static_above") == 1
+    assert tool_calls(registry, "static_below") == 1
     assert list(inspect.signature(tools.method).parameters) == ["x"]
     assert list(inspect.signature(Tools.method).parameters) == ["self", "x"]
 
@@ -268,7 +241,7 @@ async def test_async_methods_stay_coroutine_functions(registry: CollectorRegistr
     assert inspect.iscoroutinefunction(handler.handle)
     assert inspect.iscoroutinefunction(Handler.handle)
     assert await handler.handle(5) == 5
-    assert calls(registry, "handle") == 1
+    assert tool_calls(registry, "handle") == 1
 
 
 def test_bare_decorator_keeps_name_signature_and_wrapped(registry: CollectorRegistry) -> None:
@@ -299,8 +272,8 @@ def test_exception_is_reraised_unchanged_and_counted(registry: CollectorRegistry
     with pytest.raises(ValueError) as caught:
         explode()
     assert caught.value is error
-    assert calls(registry, "explode", "error") == 1
-    assert calls(registry, "explode", "ok") == 0
+    assert tool_calls(registry, "explode", "error") == 1
+    assert tool_calls(registry, "explode", "ok") == 0
 
 
 @pytest.mark.parametrize("result", [
@@ -315,7 +288,7 @@ def test_results_reporting_is_error_are_tool_errors(registry: CollectorRegistry,
         return result
 
     assert handler() is result
-    assert calls(registry, "flaky", "tool_error") == 1
+    assert tool_calls(registry, "flaky", "tool_error") == 1
 
 
 def test_object_with_is_error_attribute_is_a_tool_error(registry: CollectorRegistry,
@@ -330,8 +303,8 @@ def test_object_with_is_error_attribute_is_a_tool_error(registry: CollectorRegis
 
     handler(True)
     handler(False)
-    assert calls(registry, "reply", "tool_error") == 1
-    assert calls(registry, "reply", "ok") == 1
+    assert tool_calls(registry, "reply", "tool_error") == 1
+    assert tool_calls(registry, "reply", "ok") == 1
 
 
 def test_truthy_non_bool_is_error_is_not_a_tool_error(registry: CollectorRegistry,
@@ -341,7 +314,7 @@ def test_truthy_non_bool_is_error_is_not_a_tool_error(registry: CollectorRegistr
         return {"isError": "yes"}
 
     handler()
-    assert calls(registry, "strict", "ok") == 1
+    assert tool_calls(registry, "strict", "ok") == 1
 
 
 async def test_cancelled_call_is_counted_as_cancelled(registry: CollectorRegistry,
@@ -358,7 +331,7 @@ async def test_cancelled_call_is_counted_as_cancelled(registry: CollectorRegistr
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    assert calls(registry, "slow", "cancelled") == 1
+    assert tool_calls(registry, "slow", "cancelled") == 1
 
 
 # -- labels -------------------------------------------------------------------------------------
@@ -377,9 +350,9 @@ def test_dispatch_function_with_tool_and_backend_extractors(registry: CollectorR
     dispatch("search", {"q": 1})
     dispatch("search", {"q": 2})
     dispatch(name="read_file", arguments={})
-    assert calls(registry, "search", backend="github") == 2
-    assert calls(registry, "read_file", backend="files") == 1
-    assert calls(registry, "dispatch") == 0
+    assert tool_calls(registry, "search", backend="github") == 2
+    assert tool_calls(registry, "read_file", backend="files") == 1
+    assert tool_calls(registry, "dispatch") == 0
     # Names a decorator counts are skipped by the wire layer.
     assert is_declared_tool("read_file")
 
@@ -404,7 +377,7 @@ async def test_extractors_of_a_method_get_self_first(registry: CollectorRegistry
                             registry=registry, settings=settings)(
         inspect.unwrap(Proxy.forward).__get__(proxy))
     assert await bound("forecast", {}) == "forecast"
-    assert calls(registry, "forecast", backend="weather") == 2
+    assert tool_calls(registry, "forecast", backend="weather") == 2
 
 
 def test_failing_extractors_are_counted_and_the_call_is_unaffected(
@@ -417,7 +390,7 @@ def test_failing_extractors_are_counted_and_the_call_is_unaffected(
         return x + 1
 
     assert handler(1) == 2
-    assert calls(registry, "resilient", backend="") == 1
+    assert tool_calls(registry, "resilient", backend="") == 1
     assert value(registry, "asgi_mcp_metrics_callback_errors_total",
                  callback="instrument_tool.backend") == 1
 
@@ -434,9 +407,9 @@ def test_identity_comes_from_the_current_request(registry: CollectorRegistry) ->
     with use_identity("mallory"):
         handler()
     handler()
-    assert calls(registry, "whoami", identity="alice") == 1
-    assert calls(registry, "whoami", identity="_OTHER") == 1
-    assert calls(registry, "whoami", identity="") == 1
+    assert tool_calls(registry, "whoami", identity="alice") == 1
+    assert tool_calls(registry, "whoami", identity="_OTHER") == 1
+    assert tool_calls(registry, "whoami", identity="") == 1
 
 
 # -- binding and failsafety ---------------------------------------------------------------------
@@ -449,7 +422,7 @@ def test_nothing_is_registered_before_the_first_call(registry: CollectorRegistry
 
     assert list(registry.collect()) == []
     idle()
-    assert calls(registry, "idle") == 1
+    assert tool_calls(registry, "idle") == 1
 
 
 def test_reuses_the_recorder_the_app_built_on_the_registry(registry: CollectorRegistry) -> None:
@@ -531,12 +504,12 @@ async def test_stacks_with_mcp_tool_in_either_order(registry: CollectorRegistry,
     second = await mcp.call_tool("times", {"a": 2, "b": 3})
     assert first.structured_content == {"result": 5}  # type: ignore[union-attr]
     assert second.structured_content == {"result": 6}  # type: ignore[union-attr]
-    assert calls(registry, "add", backend="below") == 1
+    assert tool_calls(registry, "add", backend="below") == 1
     # Above @mcp.tool(name=...), the name is the one the SDK registered.
-    assert calls(registry, "times", backend="above") == 1
+    assert tool_calls(registry, "times", backend="above") == 1
     # The function itself stays callable and counted.
     assert multiply(4, 5) == 20
-    assert calls(registry, "times", backend="above") == 2
+    assert tool_calls(registry, "times", backend="above") == 2
 
 
 async def test_stacking_above_mcp_tool_inside_a_factory_function(registry: CollectorRegistry,
@@ -553,7 +526,7 @@ async def test_stacking_above_mcp_tool_inside_a_factory_function(registry: Colle
 
     server = build()
     await server.call_tool("ping", {})
-    assert calls(registry, "ping") == 1
+    assert tool_calls(registry, "ping") == 1
 
 
 # -- instrument_acl -----------------------------------------------------------------------------

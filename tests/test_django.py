@@ -319,29 +319,24 @@ async def test_outer_layer_counts_a_stream_once_to_its_last_byte(
 
 
 @pytest.mark.anyio
-@pytest.mark.skipif(django.VERSION < (5, 0), reason="Django < 5.0 does not listen for the "
-                    "client's disconnect while a response streams")
-async def test_outer_layer_sees_the_client_leave_a_stream(metrics: CollectorRegistry) -> None:
-    from tests.django_settings.views import EVENT
-
-    exchange = await call(django_asgi_app(), http_scope("/endless"), disconnect_after=0.01)
-    assert exchange.body == EVENT
-    labels = {"http_route": "/endless", "stream_kind": "sse"}
-    assert value(metrics, STREAMS, end_reason="client_disconnect", **labels) == 1
-    assert total(metrics, STREAMS) == 1
-    assert value(metrics, STREAMS_ACTIVE, **labels) == 0
-
-
-@pytest.mark.anyio
-async def test_outer_layer_sees_the_server_fail_to_send(metrics: CollectorRegistry) -> None:
-    from tests.django_settings.views import EVENT
-
+@pytest.mark.parametrize(("path", "how", "error"), [
+    pytest.param("/endless", {"disconnect_after": 0.01}, None, id="client_leaves",
+                 marks=pytest.mark.skipif(django.VERSION < (5, 0),
+                                          reason="Django < 5.0 does not listen for the client's "
+                                                 "disconnect while a response streams")),
     # The third message (the second event) fails, as when the connection is gone.
-    exchange = await call(django_asgi_app(), http_scope("/ticking"), fail_send_after=2,
-                          raise_errors=False)
-    assert isinstance(exchange.error, OSError)
+    pytest.param("/ticking", {"fail_send_after": 2, "raise_errors": False}, OSError,
+                 id="send_fails"),
+])
+async def test_outer_layer_sees_the_client_leave_a_stream(
+        metrics: CollectorRegistry, path: str, how: dict[str, Any],
+        error: type[BaseException] | None) -> None:
+    from tests.django_settings.views import EVENT
+
+    exchange = await call(django_asgi_app(), http_scope(path), **how)
+    assert (exchange.error is None) if error is None else isinstance(exchange.error, error)
     assert exchange.body == EVENT
-    labels = {"http_route": "/ticking", "stream_kind": "sse"}
+    labels = {"http_route": path, "stream_kind": "sse"}
     assert value(metrics, STREAMS, end_reason="client_disconnect", **labels) == 1
     assert total(metrics, STREAMS) == 1
     assert value(metrics, STREAMS_ACTIVE, **labels) == 0

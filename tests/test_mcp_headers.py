@@ -84,48 +84,61 @@ def test_raw_non_ascii_is_read_as_latin1_like_frameworks_do() -> None:
 # --- mcp_request_headers ----------------------------------------------------------------
 
 
-def test_modern_request_headers() -> None:
-    headers = [
-        (b"host", b"127.0.0.1:8000"),
-        (b"accept", b"application/json, text/event-stream"),
-        (b"content-type", b"application/json"),
-        (b"mcp-protocol-version", b"2026-07-28"),
-        (b"mcp-method", b"tools/call"),
-        (b"mcp-name", sentinel(base64.b64encode("überblick".encode()))),
-        (b"content-length", b"120"),
-    ]
-    assert mcp_request_headers(headers) == McpHeaders(
-        method="tools/call",
-        name="überblick",
-        protocol_version="2026-07-28",
-        accept="application/json, text/event-stream",
-        content_type="application/json",
-    )
-
-
-def test_handshake_era_session_and_resume_headers() -> None:
-    headers = [
-        (b"mcp-session-id", b"4f1c2a9b0e7d4c3a8b6e5d4c3b2a1f0e"),
-        (b"mcp-protocol-version", b"2025-11-25"),
-        (b"last-event-id", b"evt-41"),
-    ]
-    assert mcp_request_headers(headers) == McpHeaders(
-        protocol_version="2025-11-25",
-        session_id="4f1c2a9b0e7d4c3a8b6e5d4c3b2a1f0e",
-        last_event_id="evt-41",
-    )
-
-
-def test_names_match_case_insensitively() -> None:
-    headers = [
-        (b"Mcp-Method", b"prompts/get"),
-        (b"MCP-NAME", b"greet"),
-        (b"Mcp-Session-Id", b"abc"),
-        (b"Content-Type", b"application/json"),
-    ]
-    assert mcp_request_headers(headers) == McpHeaders(
-        method="prompts/get", name="greet", session_id="abc", content_type="application/json"
-    )
+@pytest.mark.parametrize(
+    ("headers", "expected"),
+    [
+        pytest.param(
+            [
+                (b"host", b"127.0.0.1:8000"),
+                (b"accept", b"application/json, text/event-stream"),
+                (b"content-type", b"application/json"),
+                (b"mcp-protocol-version", b"2026-07-28"),
+                (b"mcp-method", b"tools/call"),
+                (b"mcp-name", sentinel(base64.b64encode("überblick".encode()))),
+                (b"content-length", b"120"),
+            ],
+            McpHeaders(
+                method="tools/call",
+                name="überblick",
+                protocol_version="2026-07-28",
+                accept="application/json, text/event-stream",
+                content_type="application/json",
+            ),
+            id="modern",
+        ),
+        pytest.param(
+            [
+                (b"mcp-session-id", b"4f1c2a9b0e7d4c3a8b6e5d4c3b2a1f0e"),
+                (b"mcp-protocol-version", b"2025-11-25"),
+                (b"last-event-id", b"evt-41"),
+            ],
+            McpHeaders(
+                protocol_version="2025-11-25",
+                session_id="4f1c2a9b0e7d4c3a8b6e5d4c3b2a1f0e",
+                last_event_id="evt-41",
+            ),
+            id="handshake_era_session_and_resume",
+        ),
+        pytest.param(
+            [
+                (b"Mcp-Method", b"prompts/get"),
+                (b"MCP-NAME", b"greet"),
+                (b"Mcp-Session-Id", b"abc"),
+                (b"Content-Type", b"application/json"),
+            ],
+            McpHeaders(
+                method="prompts/get", name="greet", session_id="abc",
+                content_type="application/json",
+            ),
+            id="names_match_case_insensitively",
+        ),
+        pytest.param([(b"host", b"x"), (b"user-agent", b"curl")], McpHeaders(),
+                     id="no_relevant_headers"),
+        pytest.param([], McpHeaders(), id="no_headers"),
+    ],
+)
+def test_request_headers(headers: list[tuple[bytes, bytes]], expected: McpHeaders) -> None:
+    assert mcp_request_headers(headers) == expected
 
 
 def test_first_occurrence_wins_but_accept_is_joined() -> None:
@@ -142,11 +155,6 @@ def test_first_occurrence_wins_but_accept_is_joined() -> None:
 
 def test_malformed_name_sentinel() -> None:
     assert mcp_request_headers([(b"mcp-name", sentinel(b"%%%"))]).name == "_invalid"
-
-
-def test_no_relevant_headers() -> None:
-    assert mcp_request_headers([(b"host", b"x"), (b"user-agent", b"curl")]) == McpHeaders()
-    assert mcp_request_headers([]) == McpHeaders()
 
 
 def test_response_headers_work_too() -> None:

@@ -28,6 +28,7 @@ from asgi_mcp_metrics.mcp_sdk import (
     instrument_client_session,
 )
 from tests.asgi import http_scope, total, value
+from tests.helpers import client_operations
 
 pytestmark = pytest.mark.anyio
 
@@ -254,12 +255,10 @@ async def test_client_session_calls_are_timed_per_backend(registry: CollectorReg
     assert result.is_error
     with pytest.raises(MCPError):
         await session.call_tool("read_file", {})
-    name = "mcp_client_operation_duration_seconds_count"
-    assert value(registry, name, backend="files", mcp_method_name="tools/list",
-                 gen_ai_tool_name="", error_type="") == 1
-    assert value(registry, name, backend="files", mcp_method_name="tools/call",
-                 gen_ai_tool_name="_OTHER", error_type="tool_error") == 1
-    assert value(registry, name, backend="files", mcp_method_name="tools/call",
-                 gen_ai_tool_name="_OTHER", error_type="-32602") == 1
+    assert client_operations(registry, "files", "tools/list") == 1
+    assert client_operations(registry, "files", "tools/call", tool="_OTHER",
+                             error_type="tool_error") == 1
+    assert client_operations(registry, "files", "tools/call", tool="_OTHER",
+                             error_type="-32602") == 1
     # Instrumenting twice did not time anything twice.
-    assert total(registry, name) == 3
+    assert total(registry, "mcp_client_operation_duration_seconds_count") == 3

@@ -20,13 +20,12 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
 from asgi_mcp_metrics import MetricsMiddleware, known
-from asgi_mcp_metrics import middleware as middleware_module
-from asgi_mcp_metrics.mcp import sessions as sessions_module
-from asgi_mcp_metrics.mcp import tracker as tracker_module
-from asgi_mcp_metrics.mcp.tracker import McpExchange, McpTracker
+from asgi_mcp_metrics.mcp.exchange import McpExchange
+from asgi_mcp_metrics.mcp.tracker import McpTracker
 from asgi_mcp_metrics.mcp.vocabulary import is_modern, rejection_reason
 
-from .asgi import Exchange, call, http_scope, total, value
+from .asgi import Exchange, call, http_scope, read_body, total, value
+from .helpers import FakeClock, tool_calls
 from .promtool import check_metrics
 
 pytestmark = pytest.mark.anyio
@@ -44,23 +43,6 @@ SESSION = "4f2a9c1e8b7d4e3f9a0b1c2d3e4f5a6b"
 ACCEPT_BOTH = (b"accept", b"application/json, text/event-stream")
 JSON_TYPE = (b"content-type", b"application/json")
 SSE_TYPE = (b"content-type", b"text/event-stream")
-
-
-# -- a controllable clock ------------------------------------------------------------------------
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
-    fake = Clock()
-    for module in (middleware_module, tracker_module, sessions_module):
-        monkeypatch.setattr(module, "perf_counter", fake)
-    return fake
 
 
 @pytest.fixture(autouse=True)
@@ -151,13 +133,7 @@ class FakeServer:
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         body = b""
         if self.read_body and scope["type"] == "http":
-            while True:
-                message = await receive()
-                if message["type"] != "http.request":
-                    break
-                body += message.get("body", b"")
-                if not message.get("more_body", False):
-                    break
+            body = await read_body(receive)
         self.received.append(body)
         reply = self.handler(body, scope)
         if inspect.isawaitable(reply):
@@ -199,7 +175,7 @@ def answer(message: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def mcp_handler(*, sse: bool = False, session: str | None = SESSION,
-                tick: Clock | None = None, seconds: float = 0.0) -> Handler:
+                tick: FakeClock | None = None, seconds: float = 0.0) -> Handler:
     """A stateful handshake-era server: JSON or SSE answers, the session id on every reply."""
 
     def handle(body: bytes, scope: dict[str, Any]) -> Reply:
@@ -263,11 +239,6 @@ def requests_of(registry: CollectorRegistry, method: str, outcome: str,
     return value(registry, REQUESTS, mcp_method_name=method, outcome=outcome, transport=transport)
 
 
-def tool_calls(registry: CollectorRegistry, tool: str, outcome: str, identity: str = "") -> float:
-    return value(registry, TOOL_CALLS, gen_ai_tool_name=tool, backend="", outcome=outcome,
-                 identity=identity)
-
-
 def operations(registry: CollectorRegistry, method: str, *, tool: str = "", prompt: str = "",
                error_type: str = "", version: str = "2025-11-25", suffix: str = "_count",
                **extra: str) -> float:
@@ -304,15 +275,15 @@ def assert_released(exchanges: list[McpExchange]) -> None:
     """Finished exchanges keep no buffers, parsers or pending requests."""
     assert exchanges
     for exchange in exchanges:
-        assert exchange.body is None
-        assert exchange.response_json is None
-        assert exchange.sse is None
-        assert exchange.operations == {}
+        assert exchange.request.body is None
+        assert exchange.response.json is None
+        assert exchange.response.sse is None
+        assert exchange.request.operations == {}
 
 
 # == handshake era, Streamable HTTP ==============================================================
 async def test_session_lifecycle_from_initialize_to_delete(
-        registry: CollectorRegistry, clock: Clock) -> None:
+        registry: CollectorRegistry, clock: FakeClock) -> None:
     server = FakeServer(mcp_handler(tick=clock, seconds=0.03))
     mw = instrument(registry, server)
     await handshake(mw)
@@ -676,7 +647,7 @@ class LegacyServer:
     """The 2024-11-05 transport: GET /sse streams the answers of POST /messages/?session_id=."""
 
     def __init__(self, session: str = "a1b2c3", *, answer_first: bool = False,
-                 clock: Clock | None = None, seconds: float = 0.0) -> None:
+                 clock: FakeClock | None = None, seconds: float = 0.0) -> None:
         self.session = session
         self.frames: asyncio.Queue[bytes | None] = asyncio.Queue()
         self.answer_first = answer_first
@@ -722,12 +693,7 @@ class LegacyServer:
             pass
 
     async def message(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
+        body = await read_body(receive)
         self.posts.append(body)
         if f"session_id={self.session}".encode() not in scope["query_string"]:
             await send({"type": "http.response.start", "status": 404, "headers": []})
@@ -787,7 +753,7 @@ async def settle() -> None:
 
 @pytest.mark.parametrize("answer_first", [False, True])
 async def test_legacy_sse_answers_matched_across_connections(
-        registry: CollectorRegistry, clock: Clock, answer_first: bool) -> None:
+        registry: CollectorRegistry, clock: FakeClock, answer_first: bool) -> None:
     server = LegacyServer(answer_first=answer_first, clock=clock, seconds=0.3)
     mw = instrument(registry, server)
     client = StreamClient()
@@ -1251,22 +1217,19 @@ async def traffic(mw: MetricsMiddleware) -> None:
                extra=modern_headers("tools/call", b"add"))
 
 
-async def test_mode_full(registry: CollectorRegistry) -> None:
-    mw = instrument(registry, FakeServer(mcp_handler(sse=True)), mcp_parsing="full")
-    await traffic(mw)
-    assert value(registry, "mcp_server_sessions_started_total", transport=STREAMABLE) == 1
-    assert tool_calls(registry, "boom", "tool_error") == 1
-    assert tool_calls(registry, "add", "ok") == 1
-
-
-async def test_mode_request_body(registry: CollectorRegistry) -> None:
-    mw = instrument(registry, FakeServer(mcp_handler(sse=True)), mcp_parsing="request_body")
-    await traffic(mw)
-    assert value(registry, "mcp_server_sessions_started_total", transport=STREAMABLE) == 1
+@pytest.mark.parametrize(("mode", "boom_outcome"), [
+    ("full", "tool_error"),
     # tools/list answers are still read (tool names), other answers are not: a 200 is "ok".
-    assert tool_calls(registry, "boom", "ok") == 1
+    ("request_body", "ok"),
+])
+async def test_modes_that_read_request_bodies(registry: CollectorRegistry, mode: str,
+                                              boom_outcome: str) -> None:
+    mw = instrument(registry, FakeServer(mcp_handler(sse=True)), mcp_parsing=mode)
+    await traffic(mw)
+    assert value(registry, "mcp_server_sessions_started_total", transport=STREAMABLE) == 1
+    assert tool_calls(registry, "boom", boom_outcome) == 1
     assert tool_calls(registry, "add", "ok") == 1
-    assert total(registry, NOTIFICATIONS, direction="out") == 0
+    assert total(registry, TOOL_CALLS) == 2
 
 
 async def test_mode_headers_only(registry: CollectorRegistry) -> None:
@@ -1305,14 +1268,14 @@ async def test_json_api_is_not_mcp_and_garbage_does_not_unlearn_an_endpoint(
     mw = instrument(registry, FakeServer(handler))
     tracker = tracker_of(mw)
     await post(mw, b'{"item": 1}', path="/api")
-    assert tracker.other_paths == {"/api"}
+    assert tracker.endpoints.other_paths == {"/api"}
     assert tracker_of(mw).observe(http_scope("/api", "POST", headers=[JSON_TYPE]), 0) is None
     # The first thing an attacker sends to /mcp is garbage: /mcp stays detectable.
     await post(mw, b'{"not": "json-rpc"', path="/mcp")
     await post(mw, b'{"not": "json-rpc"}', path="/mcp")
-    assert tracker.other_paths == {"/api"}
+    assert tracker.endpoints.other_paths == {"/api"}
     await post(mw, dumps(request("ping", 1)))
-    assert tracker.mcp_paths == {"/mcp"}
+    assert tracker.endpoints.mcp_paths == {"/mcp"}
     assert requests_of(registry, "ping", "ok") == 1
     # A plain SSE stream elsewhere is just a stream.
     events = FakeServer(lambda b, s: sse_reply(b"data: hello\n\n"), read_body=False)
@@ -1329,7 +1292,7 @@ async def test_pinned_paths(registry: CollectorRegistry) -> None:
     await post(mw, dumps(request("ping", 1)), path="/mcp")
     assert requests_of(registry, "ping", "ok") == 2
     # Pinned: nothing is learned, and a GET stream there is an MCP stream from the start.
-    assert tracker_of(mw).mcp_paths == set()
+    assert tracker_of(mw).endpoints.mcp_paths == set()
 
 
 @pytest.mark.parametrize("method", ["HEAD", "OPTIONS", "PUT"])

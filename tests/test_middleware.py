@@ -12,31 +12,14 @@ from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
 from asgi_mcp_metrics import MetricsMiddleware
-from asgi_mcp_metrics import middleware as middleware_module
 from asgi_mcp_metrics.middleware import mark_stream
 
-from .asgi import call, http_scope, total, value
+from .asgi import call, http_scope, read_body, total, value
+from .helpers import FakeClock
 
 pytestmark = pytest.mark.anyio
 
 DURATION = "http_server_request_duration_seconds"
-
-
-class Clock:
-    """A controllable perf_counter, so that bucket placement can be asserted exactly."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
-    fake = Clock()
-    monkeypatch.setattr(middleware_module, "perf_counter", fake)
-    return fake
 
 
 async def item(request: Request) -> JSONResponse:
@@ -78,7 +61,7 @@ def instrumented(registry: CollectorRegistry, app: Any = None, **options: Any) -
 
 
 async def test_request_counted_with_route_template_and_exact_bucket(
-        registry: CollectorRegistry, clock: Clock) -> None:
+        registry: CollectorRegistry, clock: FakeClock) -> None:
     async def app(scope: Any, receive: Any, send: Any) -> None:
         clock.now += 0.3
         scope["route"] = Route("/items/{item_id}", item)
@@ -267,12 +250,7 @@ async def test_app_that_never_sends_a_body(registry: CollectorRegistry) -> None:
 async def test_transparent_byte_exact(registry: CollectorRegistry) -> None:
     """The app and the server see exactly the same messages with and without the middleware."""
     async def app(scope: Any, receive: Any, send: Any) -> None:
-        got = b""
-        while True:
-            message = await receive()
-            got += message.get("body", b"")
-            if not message.get("more_body"):
-                break
+        got = await read_body(receive)
         await send({"type": "http.response.start", "status": 201,
                     "headers": [(b"X-B", b"\xff\xfe"), (b"x-a", b"1"), (b"X-B", b"2")]})
         for i in range(0, len(got), 7):
@@ -391,7 +369,7 @@ def test_unknown_option_is_rejected(registry: CollectorRegistry) -> None:
         MetricsMiddleware(starlette_app(), registry=registry, max_body_byte=1)
 
 
-async def test_stream_time_to_first_byte(registry: CollectorRegistry, clock: Clock) -> None:
+async def test_stream_time_to_first_byte(registry: CollectorRegistry, clock: FakeClock) -> None:
     async def app(scope: Any, receive: Any, send: Any) -> None:
         scope["route"] = Route("/events", events)
         await send({"type": "http.response.start", "status": 200,

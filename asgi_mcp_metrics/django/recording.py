@@ -213,6 +213,13 @@ class _CountedContent:
     def __del__(self) -> None:
         self._end(None, consumed=False)
 
+    def _stopped(self, error: BaseException) -> None:
+        """Iteration raised: the end of the content, or a failure while producing it."""
+        if isinstance(error, (StopIteration, StopAsyncIteration)):
+            self._end(None, consumed=True)
+        else:
+            self._end(error, consumed=False)
+
     def _end(self, error: BaseException | None, *, consumed: bool) -> None:
         if self._ended:
             return
@@ -231,11 +238,8 @@ class _CountedIterator(_CountedContent):
     def __next__(self) -> bytes:
         try:
             chunk: bytes = next(self._content)
-        except StopIteration:
-            self._end(None, consumed=True)
-            raise
         except BaseException as error:
-            self._end(error, consumed=False)
+            self._stopped(error)
             raise
         self._exchange.chunk(chunk)
         return chunk
@@ -250,11 +254,8 @@ class _CountedAsyncIterator(_CountedContent):
     async def __anext__(self) -> bytes:
         try:
             chunk: bytes = await self._content.__anext__()
-        except StopAsyncIteration:
-            self._end(None, consumed=True)
-            raise
         except BaseException as error:
-            self._end(error, consumed=False)
+            self._stopped(error)
             raise
         self._exchange.chunk(chunk)
         return chunk

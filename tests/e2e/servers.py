@@ -1,15 +1,23 @@
-"""Run an ASGI app under a real uvicorn on 127.0.0.1 for the length of a test."""
+"""Run an ASGI app under a real uvicorn on 127.0.0.1 for the length of a test, and wait for
+what the server does after the client has its answer."""
 
 from __future__ import annotations
 
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import uvicorn
+from prometheus_client import CollectorRegistry
+
+from ..asgi import total
+
+#: Gauges that are back to 0 once every client has gone and the server has finished.
+ACTIVE_GAUGES = ("http_server_active_requests", "http_server_streams_active",
+                 "mcp_server_sessions_active")
 
 
 def free_port() -> int:
@@ -38,3 +46,16 @@ def serve(app: Any, *, lifespan: str = "on", timeout: float = 20.0) -> Iterator[
     finally:
         server.should_exit = True
         thread.join(timeout)
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    """The server finishes its side of an exchange a moment after the client has moved on."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached")
+        time.sleep(0.01)
+
+
+def gauges_idle(registry: CollectorRegistry) -> bool:
+    return all(total(registry, name) == 0 for name in ACTIVE_GAUGES)

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
-from collections.abc import Callable
 from importlib.metadata import version
 from typing import Any
 
@@ -36,46 +34,26 @@ from mcp.server.fastmcp import FastMCP
 from asgi_mcp_metrics import MetricsMiddleware
 
 from ..asgi import total, value
+from ..helpers import tool_calls
 from ..promtool import check_metrics
-from .servers import serve
+from .servers import gauges_idle, serve, wait_until
+from .tools import register_common_tools
 
 pytestmark = pytest.mark.e2e
 
 OPERATION_COUNT = "mcp_server_operation_duration_seconds_count"
-TOOL_CALLS = "mcp_tool_calls_total"
-ACTIVE_GAUGES = ("http_server_active_requests", "http_server_streams_active",
-                 "mcp_server_sessions_active")
 ACCEPT = "application/json, text/event-stream"
 
 
 def make_server(**settings: Any) -> FastMCP:
     server = FastMCP("v1", **settings)
-
-    @server.tool()
-    def add(a: int, b: int) -> int:
-        return a + b
-
-    @server.tool()
-    def boom() -> str:
-        raise RuntimeError("kaboom")
+    register_common_tools(server)
 
     @server.prompt()
     def broken() -> str:
         raise RuntimeError("cannot render")
 
     return server
-
-
-def wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached")
-        time.sleep(0.01)
-
-
-def gauges_idle(registry: CollectorRegistry) -> bool:
-    return all(total(registry, name) == 0 for name in ACTIVE_GAUGES)
 
 
 async def calls(session: ClientSession) -> None:
@@ -90,13 +68,9 @@ async def calls(session: ClientSession) -> None:
 
 
 def assert_calls(registry: CollectorRegistry, transport: str) -> None:
-    def tool(name: str, outcome: str) -> float:
-        return value(registry, TOOL_CALLS, gen_ai_tool_name=name, backend="", outcome=outcome,
-                     identity="")
-
-    assert tool("add", "ok") == 3
-    assert tool("boom", "tool_error") == 1
-    assert tool("_OTHER", "tool_error") == 1
+    assert tool_calls(registry, "add", "ok") == 3
+    assert tool_calls(registry, "boom", "tool_error") == 1
+    assert tool_calls(registry, "_OTHER", "tool_error") == 1
     assert total(registry, OPERATION_COUNT, mcp_method_name="tools/call") == 5
     # FastMCP 1.x answers a handler exception with the non-standard code 0.
     assert value(registry, OPERATION_COUNT, mcp_method_name="prompts/get", gen_ai_tool_name="",

@@ -9,8 +9,7 @@ for ``promtool check metrics``.
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -32,28 +31,21 @@ from mcp_types import InputRequiredResult  # noqa: E402
 from asgi_mcp_metrics import MetricsMiddleware  # noqa: E402
 
 from ..asgi import total, value  # noqa: E402
+from ..helpers import tool_calls  # noqa: E402
 from ..promtool import check_metrics  # noqa: E402
-from .servers import serve  # noqa: E402
+from .servers import gauges_idle, serve, wait_until  # noqa: E402
+from .tools import register_common_tools  # noqa: E402
 
 pytestmark = pytest.mark.e2e
 
 OPERATION_COUNT = "mcp_server_operation_duration_seconds_count"
 TOOL_CALLS = "mcp_tool_calls_total"
 REQUESTS = "mcp_server_requests_total"
-ACTIVE_GAUGES = ("http_server_active_requests", "http_server_streams_active",
-                 "mcp_server_sessions_active")
 
 
 def make_server() -> MCPServer:
     server = MCPServer("wire")
-
-    @server.tool()
-    def add(a: int, b: int) -> int:
-        return a + b
-
-    @server.tool()
-    def boom() -> str:
-        raise RuntimeError("kaboom")
+    register_common_tools(server)
 
     @server.tool()
     async def ask(ctx: Context) -> Any:
@@ -74,19 +66,6 @@ def make_server() -> MCPServer:
     return server
 
 
-def wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
-    """The server finishes its side of an exchange a moment after the client has moved on."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached")
-        time.sleep(0.01)
-
-
-def gauges_idle(registry: CollectorRegistry) -> bool:
-    return all(total(registry, name) == 0 for name in ACTIVE_GAUGES)
-
-
 @contextmanager
 def running(app: Any, registry: CollectorRegistry) -> Iterator[str]:
     with serve(MetricsMiddleware(app, registry=registry)) as url:
@@ -105,14 +84,10 @@ async def common_calls(client: Client) -> None:
 
 
 def assert_common(registry: CollectorRegistry, transport: str, version: str) -> None:
-    def tool(name: str, outcome: str) -> float:
-        return value(registry, TOOL_CALLS, gen_ai_tool_name=name, backend="", outcome=outcome,
-                     identity="")
-
-    assert tool("add", "ok") == 3
-    assert tool("boom", "tool_error") == 1
+    assert tool_calls(registry, "add", "ok") == 3
+    assert tool_calls(registry, "boom", "tool_error") == 1
     # An unknown tool is a tool error inside a 200, and its name is no label.
-    assert tool("_OTHER", "tool_error") == 1
+    assert tool_calls(registry, "_OTHER", "tool_error") == 1
     assert value(registry, OPERATION_COUNT, mcp_method_name="tools/call", gen_ai_tool_name="add",
                  gen_ai_prompt_name="", error_type="", mcp_protocol_version=version) == 3
     assert value(registry, OPERATION_COUNT, mcp_method_name="tools/call",
@@ -223,14 +198,10 @@ def test_modern_era(registry: CollectorRegistry, client_mode: str) -> None:
                    and total(registry, REQUESTS, mcp_method_name="subscriptions/listen") == 1)
         assert_common(registry, "streamable_http", modern)
 
-        def tool(name: str, outcome: str) -> float:
-            return value(registry, TOOL_CALLS, gen_ai_tool_name=name, backend="",
-                         outcome=outcome, identity="")
-
         # The multi-round trip: one input_required answer, then the retry with a new id.
-        assert tool("ask", "input_required") == 1
-        assert tool("ask", "ok") == 1
-        assert tool("change", "ok") == 1
+        assert tool_calls(registry, "ask", "input_required") == 1
+        assert tool_calls(registry, "ask", "ok") == 1
+        assert tool_calls(registry, "change", "ok") == 1
         assert total(registry, OPERATION_COUNT, mcp_method_name="tools/call") == 8
         assert total(registry, TOOL_CALLS) == 8
         # No sessions in this era; subscriptions/listen is the long-lived stream.

@@ -23,22 +23,14 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from examples.mcp_proxy.app import ProxyConfig, build_proxy, default_backends
 from examples.mcp_proxy.weather_server import build_weather_app
+from tests.asgi import total
 from tests.e2e.servers import serve
+from tests.helpers import FakeClock
 
 pytestmark = [pytest.mark.e2e, pytest.mark.anyio]
 
 IDLE_TIMEOUT = 30.0
 POLL_TIMEOUT = 20.0
-
-
-class ManualClock:
-    """The pool's idea of time: idleness is decided by the test, not by sleeping."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class Metrics:
@@ -96,7 +88,7 @@ async def call(session: Client, tool: str, **arguments: Any) -> bool:
 
 
 async def test_proxy_metrics_answer_the_operators_questions(registry: CollectorRegistry) -> None:
-    clock = ManualClock()
+    clock = FakeClock(0.0)  # the pool's idea of time: the test decides idleness, no sleeping
     with serve(build_weather_app()) as weather_url:
         config = ProxyConfig(backends=default_backends(f"{weather_url}/mcp"),
                              idle_timeout=IDLE_TIMEOUT, reap_interval=0.02, clock=clock)
@@ -187,7 +179,7 @@ async def test_proxy_metrics_answer_the_operators_questions(registry: CollectorR
             assert m("mcp_server_sessions_active") == 0
 
             # -- the idle reaper -----------------------------------------------------------------
-            clock.now += IDLE_TIMEOUT + 1
+            clock.advance(IDLE_TIMEOUT + 1)
             m = wait_for(proxy_url, lambda m: m("mcp_backend_disconnects_total",
                                                 reason="idle_reaped") == 2
                          and m("mcp_backend_process_exits_total") == 1)
@@ -224,11 +216,6 @@ async def test_proxy_metrics_answer_the_operators_questions(registry: CollectorR
             assert m("build_info", version="0.4.3") == 1
 
     # Shutting the proxy down closes both backends and ends the child cleanly.
-    def value(name: str, **labels: str) -> float:
-        return sum(sample.value for family in registry.collect() for sample in family.samples
-                   if sample.name == name
-                   and all(sample.labels.get(k) == v for k, v in labels.items()))
-
-    assert value("mcp_backend_disconnects_total", reason="shutdown") == 2
-    assert value("mcp_backend_process_exits_total", kind="clean") == 2
-    assert value("mcp_backend_processes") == 0
+    assert total(registry, "mcp_backend_disconnects_total", reason="shutdown") == 2
+    assert total(registry, "mcp_backend_process_exits_total", kind="clean") == 2
+    assert total(registry, "mcp_backend_processes") == 0

@@ -1,0 +1,81 @@
+"""Which paths are MCP endpoints: pinned by ``mcp_paths``, or learned from the traffic.
+
+Without ``mcp_paths`` a path is looked at when the request could be MCP (a header only MCP
+clients send, a JSON POST, a GET that accepts an event stream), and remembered once it has
+answered JSON-RPC (an MCP endpoint), opened a legacy ``/sse`` stream (a stream endpoint) or
+accepted a JSON body that is not JSON-RPC (a plain JSON API, not looked at again for POSTs).
+Each set is capped, so a client sending to many paths cannot grow them without bound.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any, Final
+
+#: Paths remembered as MCP endpoints, legacy stream endpoints, or plain JSON APIs, each.
+MAX_REMEMBERED_PATHS: Final = 1024
+
+_MCP_ONLY_HEADERS: Final = frozenset({b"mcp-session-id", b"mcp-method"})
+_WATCHED_HEADERS: Final = _MCP_ONLY_HEADERS | {b"content-type", b"accept"}
+
+
+class Endpoints:
+    """The paths of one middleware's MCP endpoints, pinned or learned."""
+
+    __slots__ = ("mcp_paths", "other_paths", "pinned", "pinned_paths", "stream_paths")
+
+    def __init__(self, pinned_paths: Iterable[str]) -> None:
+        #: ``mcp_paths``: when set, these paths and no others are MCP endpoints.
+        self.pinned_paths = frozenset(pinned_paths)
+        self.pinned = bool(self.pinned_paths)
+        #: POST endpoints that answered JSON-RPC (Streamable HTTP, legacy /messages/).
+        self.mcp_paths: set[str] = set()
+        #: Legacy HTTP+SSE stream endpoints (their first event was ``endpoint``).
+        self.stream_paths: set[str] = set()
+        #: Endpoints that accepted a JSON body that is not JSON-RPC: not MCP.
+        self.other_paths: set[str] = set()
+
+    def classify(self, method: str, path: str, headers: Any) -> bool | None:
+        """``True`` for a known MCP endpoint, ``False`` for a request that may be MCP,
+        ``None`` for one that is not looked at."""
+        if self.pinned:
+            return True if path in self.pinned_paths else None
+        if method == "POST" and path in self.other_paths:
+            return None
+        if path in self.mcp_paths or path in self.stream_paths:
+            return True
+        return False if _may_be_mcp(method, headers) else None
+
+    def remember(self, path: str, is_mcp: bool) -> None:
+        if self.pinned:
+            return
+        _add_capped(self.mcp_paths if is_mcp else self.other_paths, path)
+
+    def remember_stream(self, path: str) -> None:
+        _add_capped(self.stream_paths, path)
+
+
+def _add_capped(paths: set[str], path: str) -> None:
+    if path not in paths and len(paths) < MAX_REMEMBERED_PATHS:
+        paths.add(path)
+
+
+def _may_be_mcp(method: str, headers: Any) -> bool:
+    """On a path not known yet: a header only MCP clients send, a JSON POST, or a GET that
+    accepts an event stream (a legacy ``/sse`` connect).
+
+    One pass without allocating: for a request that is not MCP this is the tracker's whole
+    cost.  ASGI servers send lower-case header names; other names get an exact second look.
+    """
+    for name, value in headers:
+        if name in _MCP_ONLY_HEADERS:
+            return True
+        if name == b"content-type":
+            if method == "POST" and b"json" in value.lower():
+                return True
+        elif name == b"accept":
+            if method == "GET" and b"text/event-stream" in value.lower():
+                return True
+        elif not name.islower() and name.lower() in _WATCHED_HEADERS:
+            return _may_be_mcp(method, [(n.lower(), v) for n, v in headers])
+    return False

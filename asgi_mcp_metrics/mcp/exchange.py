@@ -1,0 +1,205 @@
+"""One HTTP exchange on an MCP endpoint, as the middleware's observer, and what its end means.
+
+The request side (:mod:`.request`) and the response side (:mod:`.response`) see the exchange's
+bytes; when it is over this module settles it: sessions started, ended or not found, protocol
+errors by reason, and every request that got no answer here, by what the status, the error and
+the client's disconnect say.
+"""
+
+from __future__ import annotations
+
+from asyncio import CancelledError
+from collections.abc import MutableMapping, Sequence
+from typing import TYPE_CHECKING, Any, Final
+
+from .headers import McpHeaders
+from .jsonrpc import (
+    INVALID_EMPTY,
+    INVALID_JSON,
+    INVALID_NOT_AN_OBJECT,
+    INVALID_NOT_JSONRPC,
+    INVALID_TOO_DEEP,
+    INVALID_UTF8,
+)
+from .operations import (
+    CANCELLED,
+    CLIENT_DISCONNECT,
+    ERROR,
+    NO_RESPONSE,
+    OK,
+    REJECTED,
+    UNREADABLE_RESPONSE,
+    Operation,
+)
+from .request import STREAMABLE, McpRequest
+from .response import McpResponse
+from .vocabulary import METHOD_NOT_FOUND, PROTOCOL_VERSIONS, rejection_reason
+
+if TYPE_CHECKING:
+    from .tracker import McpTracker
+
+#: Request bodies we could not read as JSON-RPC at all (the SDKs answer these with -32700).
+_UNPARSABLE: Final = frozenset({INVALID_EMPTY, INVALID_UTF8, INVALID_JSON, INVALID_TOO_DEEP})
+#: Request bodies that show the endpoint is a JSON API, but not a JSON-RPC one.
+_NOT_JSONRPC: Final = frozenset({INVALID_NOT_JSONRPC, INVALID_NOT_AN_OBJECT})
+
+
+class McpExchange:
+    """One HTTP exchange on an MCP endpoint."""
+
+    __slots__ = ("request", "response", "tracker")
+
+    def __init__(self, tracker: McpTracker, scope: MutableMapping[str, Any], started: float,
+                 headers: McpHeaders, known: bool) -> None:
+        self.tracker = tracker
+        self.request = McpRequest(tracker, scope, started, headers, known)
+        self.response = McpResponse(tracker, self.request)
+
+    @property
+    def stream_kind(self) -> str | None:
+        return self.response.stream_kind
+
+    def request_body(self, chunk: bytes, more_body: bool) -> None:
+        self.request.feed(chunk, more_body)
+
+    def response_start(self, status: int, headers: Sequence[tuple[bytes, bytes]]) -> str | None:
+        return self.response.start(status, headers)
+
+    def response_body(self, chunk: bytes, more_body: bool) -> None:
+        self.response.feed(chunk, more_body)
+
+    def disconnect(self) -> None:
+        pass  # the middleware tells finish() whether the client left
+
+    def finish(self, *, error: BaseException | None, disconnected: bool, ended: float) -> None:
+        tracker = self.tracker
+        request = self.request
+        response = self.response
+        response.close()
+        request.body = None
+        if response.legacy_stream_session is not None:
+            tracker.sessions.end(response.legacy_stream_session,
+                                 _stream_end_reason(error, disconnected), ended)
+        status = response.status
+        if not request.is_mcp:
+            if 200 <= status < 300 and request.invalid in _NOT_JSONRPC:
+                tracker.endpoints.remember(request.path, False)
+            return
+        if request.http_method == "POST" and (200 <= status < 300 or response.answered):
+            # Accepted, or answered by id: a JSON-RPC endpoint (a refusal alone proves nothing).
+            tracker.endpoints.remember(request.path, True)
+        if request.invalid is not None:
+            tracker.parse_limits.labels("request_body", request.invalid).inc()
+        if request.invalid_elements:
+            tracker.parse_limits.labels("request_body", "invalid_batch_element").inc(
+                request.invalid_elements)
+        if request.invalid_ids:
+            tracker.parse_limits.labels("request_body", "invalid_id").inc(request.invalid_ids)
+        if 300 <= status < 400:
+            self._discard()
+            return
+        request.from_headers()  # no response at all: the headers may still name it
+        self._sessions(status, ended)
+        self._settle(error, disconnected, ended)
+
+    def _sessions(self, status: int, ended: float) -> None:
+        sessions = self.tracker.sessions
+        request = self.request
+        response = self.response
+        request_session = None if request.modern else request.headers.session_id
+        post_session = request.legacy_post_session
+        if status == 404 and (request_session or post_session) and not response.answered:
+            # The handshake era's "Session not found" (the modern era has no sessions, and its
+            # 404 answers the request by id: "method not found").
+            sessions.not_found(request_session or post_session or "", request.transport)
+        elif 200 <= status < 300:
+            if (response.session_id and request_session is None and post_session is None
+                    and request.http_method == "POST"
+                    and (request.initialize or not self.tracker.parse_requests)):
+                # Headers-only mode cannot see the method; only an initialize is answered
+                # 2xx with a new session id.
+                sessions.start(response.session_id, STREAMABLE, request.started)
+            if request.http_method == "DELETE" and request_session:
+                sessions.end(request_session, "client_delete", ended)
+        elif 400 <= status < 500 and not (request.modern and status == 404):
+            # (A modern-era 404 is the answer "method not found", not a rejection.)
+            version = request.headers.protocol_version
+            reason = rejection_reason(
+                status, response.error_code, batch=request.batch,
+                unparsable=request.invalid in _UNPARSABLE,
+                unknown_version=version is not None and version not in PROTOCOL_VERSIONS,
+                missing_session=(not request.modern and request_session is None
+                                 and post_session is None and not request.initialize
+                                 and (request.parsed or request.http_method != "POST")))
+            self.tracker.protocol_errors.labels(reason).inc()
+
+    def _settle(self, error: BaseException | None, disconnected: bool, ended: float) -> None:
+        """Requests that got no answer on this exchange."""
+        request = self.request
+        if not request.operations:
+            return
+        operations = request.operations
+        request.operations = {}
+        tracker = self.tracker
+        for operation in operations.values():
+            if operation.settled:
+                continue
+            if operation.on_stream and operation.session is not None:
+                if self.response.status == 202:
+                    continue  # accepted: its answer comes on the session's stream
+                tracker.sessions.release(operation)
+            verdict = self._unanswered(operation, error, disconnected)
+            if verdict is None:
+                operation.settled = True
+                tracker.parse_limits.labels("response", "no_stream").inc()
+            else:
+                tracker.settle(operation, verdict[0], verdict[1], ended)
+
+    def _unanswered(self, operation: Operation, error: BaseException | None,
+                    disconnected: bool) -> tuple[str, str] | None:
+        """``(outcome, error_type)`` of a request whose answer was not seen."""
+        response = self.response
+        status = response.status
+        if (operation.method == "subscriptions/listen" and 200 <= status < 300
+                and (error is None or disconnected)):
+            return OK, ""  # a subscription ends when either side closes its stream
+        if status == 0 or 200 <= status < 300:
+            if disconnected:
+                return CANCELLED, CLIENT_DISCONNECT
+            if isinstance(error, CancelledError):
+                return CANCELLED, "cancelled"
+            if error is not None:
+                return ERROR, type(error).__qualname__
+        if status == 0:
+            return ERROR, NO_RESPONSE
+        if status >= 500:
+            return ERROR, f"http_{status}"
+        if status >= 400:
+            if self.request.modern and status == 404:
+                return ERROR, str(METHOD_NOT_FOUND)
+            return REJECTED, f"http_{status}"
+        if self.request.legacy_post_session is not None and status == 202:
+            return None  # accepted, but its session's stream is not one we saw open
+        if response.unparsed or not (response.reading or self.tracker.parse_responses):
+            # Not read (by mode, or past a size cap): a 2xx is all there is to go by.
+            return OK, ""
+        if response.invalid:
+            return ERROR, UNREADABLE_RESPONSE
+        return ERROR, NO_RESPONSE
+
+    def _discard(self) -> None:
+        """A redirect: the client sends the request again, and that one counts."""
+        release = self.tracker.sessions.release
+        for operation in self.request.operations.values():
+            release(operation)
+            operation.settled = True
+        self.request.operations = {}
+
+
+def _stream_end_reason(error: BaseException | None, disconnected: bool) -> str:
+    if disconnected:
+        return "client_disconnect"
+    if error is None or isinstance(error, CancelledError):
+        # The server closed the stream on its own: it is going away.
+        return "shutdown"
+    return "error"

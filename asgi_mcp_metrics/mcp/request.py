@@ -1,0 +1,162 @@
+"""The request side of one MCP exchange: which operations it starts.
+
+The body is teed as the app reads it, capped, and parsed once it is complete.  When it cannot be
+read (past the cap, not JSON-RPC, or not read at all in ``headers_only`` mode) the 2026-07-28
+``Mcp-Method``/``Mcp-Name`` headers still name the operation.  Requests become
+:class:`~.operations.Operation` objects keyed by JSON-RPC id, for the response side to match.
+"""
+
+from __future__ import annotations
+
+from collections.abc import MutableMapping
+from time import perf_counter
+from typing import TYPE_CHECKING, Any, Final
+
+from .body import BoundedBuffer
+from .headers import McpHeaders, session_id_from_query
+from .jsonrpc import IdKey, Parsed, parse_messages
+from .operations import TOOL_CALLS, Operation
+from .vocabulary import is_modern, method_label, version_label
+
+if TYPE_CHECKING:
+    from .tracker import McpTracker
+
+STREAMABLE: Final = "streamable_http"
+LEGACY: Final = "sse"
+
+
+class McpRequest:
+    """What the request of one exchange says, read from its body or its headers."""
+
+    __slots__ = ("batch", "body", "headers", "headers_used", "http_method", "initialize",
+                 "invalid", "invalid_elements", "invalid_ids", "is_mcp", "legacy_post_session",
+                 "lists_tools", "modern", "operations", "parsed", "path", "scope", "started",
+                 "subscription", "tracker", "transport", "version")
+
+    def __init__(self, tracker: McpTracker, scope: MutableMapping[str, Any], started: float,
+                 headers: McpHeaders, known: bool) -> None:
+        self.tracker = tracker
+        self.scope = scope
+        self.started = started
+        self.headers = headers
+        self.http_method: str = scope["method"]
+        self.path: str = scope["path"]
+        post = self.http_method == "POST"
+        self.legacy_post_session = (session_id_from_query(scope.get("query_string", b""))
+                                    if post else None)
+        self.transport = LEGACY if self.legacy_post_session is not None else STREAMABLE
+        self.version = version_label(headers.protocol_version)
+        self.modern = is_modern(headers.protocol_version)
+        self.body = (BoundedBuffer(tracker.settings.max_body_bytes)
+                     if post and tracker.parse_requests else None)
+        # Only MCP clients send Mcp-Method or Mcp-Session-Id.
+        self.is_mcp = known or headers.method is not None or headers.session_id is not None
+        #: Why the body could not be read as JSON-RPC (a parse-limit reason), if it could not.
+        self.invalid: str | None = None
+        self.invalid_elements = 0
+        self.invalid_ids = 0
+        self.parsed = False
+        self.headers_used = False
+        self.batch = False
+        self.initialize = False
+        self.subscription = False
+        self.lists_tools = False
+        #: Requests waiting for their answer, by JSON-RPC id (None: known from headers only).
+        self.operations: dict[IdKey | None, Operation] = {}
+
+    def feed(self, chunk: bytes, more_body: bool) -> None:
+        body = self.body
+        if body is None:
+            return
+        body.feed(chunk)
+        if more_body:
+            return
+        self.body = None
+        if body.overflowed:
+            self.invalid = "too_large"
+            self.from_headers()
+        else:
+            self._parsed(parse_messages(body.getvalue()))
+
+    def from_headers(self) -> None:
+        """Modern-era headers name the method and tool when the body cannot be read."""
+        if self.headers_used or self.parsed:
+            return
+        self.headers_used = True
+        method = self.headers.method
+        if method is None:
+            return
+        self.is_mcp = True
+        if method.startswith("notifications/"):
+            self.tracker.notifications.labels(method_label(method), "in").inc()
+            return
+        self._add(None, method, self.headers.name, self.headers.name, None)
+
+    def _parsed(self, parsed: Parsed) -> None:
+        if parsed.invalid is not None:
+            self.invalid = parsed.invalid
+            self.from_headers()
+            return
+        tracker = self.tracker
+        self.parsed = True
+        self.is_mcp = True
+        self.batch = parsed.batch
+        self.invalid_elements = parsed.invalid_elements
+        session = self.legacy_post_session
+        if session is None and not self.modern:
+            session = self.headers.session_id
+        for message in parsed.messages:
+            kind = message.kind
+            if kind == "request":
+                if message.invalid_id or message.method is None:
+                    self.invalid_ids += 1  # e.g. a boolean or float id: nothing can match it
+                    continue
+                self._add(message.id_key, message.method, message.tool_name,
+                          message.prompt_name, message.protocol_version)
+            elif kind == "notification":
+                tracker.notifications.labels(method_label(message.method), "in").inc()
+                cancelled = message.cancelled_id_key
+                if cancelled is not None and session is not None:
+                    tracker.sessions.cancel(session, cancelled, perf_counter())
+            # A client's POSTed response answers a server-initiated request: not an operation.
+        if session is not None and self.operations:
+            # Legacy transport: the answers will come on the session's GET stream, possibly
+            # before this POST's 202 is out, so the requests wait there from now on.
+            on_stream = self.legacy_post_session is not None
+            track = tracker.sessions.track
+            for operation in self.operations.values():
+                track(session, operation, on_stream=on_stream)
+
+    def _add(self, id_key: IdKey | None, method: str, tool: str | None, prompt: str | None,
+             version: str | None) -> None:
+        if method == "initialize":
+            self.initialize = True
+        elif method == "subscriptions/listen":
+            self.subscription = True
+        elif method == "tools/list":
+            self.lists_tools = True
+        if id_key in self.operations:
+            # Two requests with one id in one message: their answers cannot be told apart.
+            self.tracker.parse_limits.labels("request_body", "duplicate_id").inc()
+        is_tool_call = method == "tools/call"
+        self.operations[id_key] = Operation(
+            id_key=id_key, method=method_label(method),
+            tool=(tool or "") if is_tool_call else None,
+            prompt=prompt if method == "prompts/get" else None,
+            version=self.version or version_label(version), transport=self.transport,
+            identity=self._identity() if is_tool_call else "",
+            started=self.started)
+
+    def _identity(self) -> str:
+        tracker = self.tracker
+        if not tracker.identity_on:
+            return ""
+        from ..identity import resolve_identity
+
+        recorder = tracker.recorder
+        try:
+            identity = resolve_identity(self.scope, tracker.settings, recorder=recorder)
+        except Exception:
+            recorder.internal_error("identity")
+            return ""
+        return recorder.identities(identity, TOOL_CALLS) if identity else ""

@@ -1,0 +1,225 @@
+"""The response side of one MCP exchange: reading the answers and matching them by id.
+
+An answer arrives as a JSON body, as SSE frames on the same response, or - legacy HTTP+SSE
+transport - as frames on the session's GET stream, whose first ``endpoint`` event opens the
+session.  Each answer settles the request with its id; what is read depends on ``mcp_parsing``
+(see :mod:`.tracker`).  Buffers and frames are capped: past a cap, parsing of that response stops
+and is counted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from time import perf_counter
+from typing import TYPE_CHECKING, Final
+
+from .body import BoundedBuffer
+from .jsonrpc import IdKey, Message, Parsed, parse_messages
+from .operations import outcome_of
+from .request import LEGACY
+from .sse import SSEEvent, SSEParser, legacy_endpoint
+from .vocabulary import method_label, version_label
+
+if TYPE_CHECKING:
+    from .request import McpRequest
+    from .tracker import McpTracker
+
+#: Ids the SDKs put on transport-level errors that answer no request in particular.
+_TRANSPORT_ERROR_IDS: Final[frozenset[IdKey]] = frozenset({("null", ""), ("str", "server-error")})
+
+
+class McpResponse:
+    """What the response of one exchange answers."""
+
+    __slots__ = ("answered", "error_code", "frames", "invalid", "json", "legacy_stream_session",
+                 "reading", "request", "session_id", "sse", "status", "stream_kind", "tracker",
+                 "unparsed")
+
+    def __init__(self, tracker: McpTracker, request: McpRequest) -> None:
+        self.tracker = tracker
+        self.request = request
+        self.status = 0
+        #: The ``Mcp-Session-Id`` the response carries (a new session, after ``initialize``).
+        self.session_id: str | None = None
+        self.json: BoundedBuffer | None = None
+        self.sse: SSEParser | None = None
+        #: Whether answers are read from this response (by mode, and what the request was).
+        self.reading = False
+        self.legacy_stream_session: str | None = None
+        self.frames = 0
+        self.stream_kind: str | None = None
+        #: Not read past a size cap: its status is all there is to go by.
+        self.unparsed = False
+        #: Read, but not JSON-RPC.
+        self.invalid = False
+        self.error_code: int | None = None
+        #: At least one of the request's operations was answered here.
+        self.answered = False
+
+    def start(self, status: int, headers: Sequence[tuple[bytes, bytes]]) -> str | None:
+        """``http.response.start``: returns the stream kind when the response is a stream."""
+        self.status = status
+        request = self.request
+        # Whatever the app has not read of the request by now is not part of its answer.
+        request.body = None
+        content_type = b""
+        for name, value in headers:
+            lowered = name.lower()
+            if lowered == b"content-type":
+                content_type = value.lower()
+            elif lowered == b"mcp-session-id":
+                self.session_id = value.decode("latin-1")
+        if 300 <= status < 400:
+            return None  # a redirect (e.g. /messages -> /messages/): the request comes again
+        if not request.parsed:
+            request.from_headers()
+        tracker = self.tracker
+        if b"text/event-stream" in content_type:
+            kind = self.stream_kind = self._stream_kind()
+            self.reading = self._reads_answers()
+            if self.reading or request.http_method == "GET":
+                # A GET stream is read at least up to its first event: a legacy ``endpoint``.
+                self.sse = SSEParser(tracker.settings.max_frame_bytes)
+            return kind
+        if b"json" in content_type and (
+                (request.operations and self._reads_answers())
+                or (status >= 400 and tracker.parse_responses)):
+            self.reading = True
+            self.json = BoundedBuffer(tracker.settings.max_frame_bytes)
+        return None
+
+    def _reads_answers(self) -> bool:
+        tracker = self.tracker
+        return tracker.parse_responses or (tracker.parse_requests and self.request.lists_tools)
+
+    def _stream_kind(self) -> str | None:
+        request = self.request
+        if request.http_method == "GET":
+            if request.headers.session_id is not None and not request.modern:
+                request.is_mcp = True
+                return "get_notifications"
+            if request.path in self.tracker.endpoints.stream_paths:
+                request.is_mcp = True
+                return "sse_legacy"
+            # A known MCP path: a stateless GET stream, or a legacy one once its first event
+            # says so.  An unknown path: a plain SSE stream unless that first event says so.
+            return "get_notifications" if request.is_mcp else None
+        if not request.is_mcp:
+            return None
+        return "subscriptions_listen" if request.subscription else "post_response"
+
+    def feed(self, chunk: bytes, more_body: bool) -> None:
+        sse = self.sse
+        if sse is not None:
+            if chunk:
+                now = perf_counter()
+                for event in sse.feed(chunk):
+                    self._event(event, now)
+                if sse.overflowed:
+                    self.tracker.parse_limits.labels("sse_frame", "too_large").inc()
+                    self.sse = None
+                    self.unparsed = True
+            return
+        buffer = self.json
+        if buffer is not None:
+            buffer.feed(chunk)
+            if not more_body:
+                self.json = None
+                if buffer.overflowed:
+                    self.tracker.parse_limits.labels("json_response", "too_large").inc()
+                    self.unparsed = True
+                else:
+                    self._answers(parse_messages(buffer.getvalue()), perf_counter(),
+                                  "json_response")
+
+    def close(self) -> None:
+        """The exchange is over: drop the parsers, count a frame cut off by the end."""
+        sse = self.sse
+        if sse is not None:
+            sse.close()
+            self.sse = None
+            if sse.truncated and self.request.is_mcp:
+                self.tracker.parse_limits.labels("sse_frame", "truncated").inc()
+        self.json = None
+
+    def _event(self, event: SSEEvent, now: float) -> None:
+        self.frames += 1
+        if self.request.http_method == "GET" and self.frames == 1:
+            if event.event == "endpoint":
+                self._legacy_stream(event)
+                return
+            if not (self.request.is_mcp and self.reading):
+                self.sse = None  # not MCP, or nothing more wanted from this stream
+                return
+        if self.sse is None:
+            return
+        if event.event == "message":
+            self._answers(parse_messages(event.data), now, "sse_frame")
+
+    def _legacy_stream(self, event: SSEEvent) -> None:
+        """``event: endpoint`` opens a legacy HTTP+SSE session: this stream is its lifetime."""
+        tracker = self.tracker
+        request = self.request
+        endpoint = legacy_endpoint(event)
+        if endpoint is None or not endpoint.session_id:
+            self.sse = None
+            return
+        request.is_mcp = True
+        self.stream_kind = "sse_legacy"
+        self.legacy_stream_session = endpoint.session_id
+        tracker.endpoints.remember_stream(request.path)
+        tracker.sessions.start(endpoint.session_id, LEGACY, request.started)
+        # Every answer of this transport arrives here; headers-only mode reads none of them.
+        self.reading = tracker.parse_requests
+        if not self.reading:
+            self.sse = None
+
+    def _answers(self, parsed: Parsed, now: float, where: str) -> None:
+        if parsed.invalid is not None:
+            if self.status < 400:
+                # (An error page that is not JSON-RPC is expected; only answers count.)
+                self.tracker.parse_limits.labels(where, parsed.invalid).inc()
+                self.invalid = True
+            return
+        notifications = self.tracker.notifications
+        for message in parsed.messages:
+            kind = message.kind
+            if kind == "response" or kind == "error":
+                self._answer(message, now)
+            elif kind == "notification":
+                notifications.labels(method_label(message.method), "out").inc()
+
+    def _answer(self, message: Message, now: float) -> None:
+        tracker = self.tracker
+        if message.kind == "error" and self.error_code is None:
+            self.error_code = message.error_code
+        id_key = message.id_key
+        pending = self.request.operations
+        operation = pending.pop(id_key, None) if id_key is not None else None
+        if operation is None and len(pending) == 1 and None in pending:
+            # Known from headers only (the body was not read): the one answer is its answer.
+            operation = pending.pop(None)
+        if operation is None and self.legacy_stream_session is not None:
+            operation = tracker.sessions.take(self.legacy_stream_session, id_key)
+        if operation is None:
+            # (A resumed stream, GET with Last-Event-ID, replays answers to earlier requests.)
+            if (self.status < 400 and id_key is not None and id_key not in _TRANSPORT_ERROR_IDS
+                    and self.request.headers.last_event_id is None):
+                tracker.parse_limits.labels("response", "unmatched_id").inc()
+            return
+        self.answered = True
+        if operation.method == "tools/list" and message.tool_names:
+            tracker.recorder.learn_tools(message.tool_names)
+        elif operation.method == "initialize" and message.protocol_version:
+            # The negotiated version is the answer's, not the one the client asked for.
+            operation.version = version_label(message.protocol_version)
+            if self.legacy_stream_session is not None:
+                tracker.sessions.negotiated(self.legacy_stream_session, operation.version)
+        outcome, error_type = outcome_of(message)
+        if operation.tool and outcome in ("ok", "input_required"):
+            # The server answered a successful result, so the tool exists: a client that calls
+            # tools without listing them first still gets their names.  Unknown tools never
+            # succeed, so a client cannot mint label values this way.
+            tracker.recorder.learn_tools((operation.tool,))
+        # (Recording is once only: an answer to a request cancelled already changes nothing.)
+        tracker.settle(operation, outcome, error_type, now)
