@@ -31,6 +31,7 @@ STREAM_KEY = "asgi_mcp_metrics.stream"
 
 _KNOWN_METHODS = frozenset(
     {"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH", "QUERY"})
+_STATUS_TEXT = {status: str(status) for status in range(100, 600)}
 _FINAL_EXTENSIONS = frozenset({"http.response.pathsend", "http.response.zerocopysend"})
 
 
@@ -315,7 +316,10 @@ class _Exchange:
             self.active.dec()
             status, error_type = self._outcome(error)
             mw._duration.labels(self.method, route, status, error_type).observe(elapsed)
-        mw._request_size.labels(self.method, route).observe(self.request_bytes)
+        # Like the semantic conventions' body-size metrics, a request without a body has no
+        # request size (GETs would otherwise fill the zero bucket, at a cost per request).
+        if self.request_bytes:
+            mw._request_size.labels(self.method, route).observe(self.request_bytes)
         mw._response_size.labels(self.method, route).observe(self.response_bytes)
         for observer in self.observers:
             try:
@@ -327,9 +331,10 @@ class _Exchange:
         """``(http_response_status_code, error_type)`` of a finished request."""
         status = self.status
         if status:
+            text = _STATUS_TEXT.get(status) or str(status)
             if error is not None and not self.ended:
-                return str(status), _error_name(error, self.disconnected)
-            return str(status), (str(status) if status >= 500 else "")
+                return text, _error_name(error, self.disconnected)
+            return text, (text if status >= 500 else "")
         if self.disconnected or isinstance(error, asyncio.CancelledError):
             # The client left before any response: nginx's 499, and a reason that says so.
             return "499", "client_disconnect"

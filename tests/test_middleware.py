@@ -78,6 +78,9 @@ async def test_request_counted_with_route_template_and_exact_bucket(
     assert value(registry, DURATION + "_bucket", le="0.5", **labels) == 1
     assert value(registry, "http_server_response_body_size_bytes_sum",
                  http_request_method="GET", http_route="/items/{item_id}") == 5
+    # No request body, no request-size observation (as the semantic conventions have it).
+    assert value(registry, "http_server_request_body_size_bytes_count",
+                 http_request_method="GET", http_route="/items/{item_id}") == 0
 
 
 async def test_starlette_routes_mounts_redirects_and_unmatched(registry: CollectorRegistry) -> None:
