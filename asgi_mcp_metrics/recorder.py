@@ -116,9 +116,10 @@ class Recorder:
                                      tuple(identity_allowlist) or None)
         self._guards: dict[str, LabelGuard] = {}
         self._max_label_values = max_label_values
-        # Tool names learned from tools/list results on the wire; bounded so that a hostile
-        # server response cannot grow it without limit.
+        # Names learned on the wire (tools/list and prompts/list answers, successful calls);
+        # bounded so that a hostile server response cannot grow them without limit.
         self.learned_tools: set[str] = set()
+        self.learned_prompts: set[str] = set()
         self._max_learned = max(10 * max_tool_names, 1000)
 
     def __getitem__(self, name: str) -> Family:
@@ -133,10 +134,23 @@ class Recorder:
         return guard
 
     def learn_tools(self, names: Iterable[str]) -> None:
+        self._learn(self.learned_tools, names)
+
+    def learn_prompts(self, names: Iterable[str]) -> None:
+        self._learn(self.learned_prompts, names)
+
+    def _learn(self, learned: set[str], names: Iterable[str]) -> None:
         for name in names:
-            if len(self.learned_tools) >= self._max_learned:
+            if len(learned) >= self._max_learned:
                 break
-            self.learned_tools.add(name)
+            learned.add(name)
+
+    def prompt_label(self, name: str | None, metric: str) -> str:
+        """A prompt name as a label value: known prompts only, capped, else ``_OTHER``."""
+        if not name:
+            return ""
+        return self.guard("gen_ai_prompt_name")(name, metric,
+                                                known=name in self.learned_prompts)
 
     def tool_label(self, name: str | None, metric: str) -> str:
         """A tool name as a label value: known tools only, capped, else ``_OTHER``."""

@@ -228,6 +228,15 @@ def test_tools_list_empty_and_malformed() -> None:
     assert one('{"jsonrpc":"2.0","id":1,"result":{}}').tool_names is None
 
 
+def test_prompts_list_names() -> None:
+    payload = ('{"jsonrpc":"2.0","id":7,"result":{"prompts":[{"name":"summarize"},'
+               '{"name":3},{"title":"no name"},{"name":"review"}]}}')
+    message = one(payload)
+    assert message.prompt_names == ("summarize", "review")
+    assert message.tool_names is None
+    assert one('{"jsonrpc":"2.0","id":1,"result":{"prompts":"x"}}').prompt_names is None
+
+
 def test_tools_list_is_capped() -> None:
     tools = [{"name": f"t{i}"} for i in range(MAX_LISTED_TOOLS + 5)]
     payload = json.dumps({"jsonrpc": "2.0", "id": 1, "result": {"tools": tools}})

@@ -340,8 +340,8 @@ async def test_jsonrpc_error_codes_become_error_type(registry: CollectorRegistry
         await post(mw, dumps(request(method, i, name="add", uri="file:///secret/1")))
     assert operations(registry, "tools/call", tool="_OTHER", error_type="-32602") == 1
     assert operations(registry, "resources/read", error_type="0") == 1
-    # An unknown code is one fixed value; the prompt name is a bounded label.
-    assert operations(registry, "prompts/get", prompt="add", error_type="_OTHER") == 1
+    # An unknown code is one fixed value; a prompt never listed (nor answered) is _OTHER.
+    assert operations(registry, "prompts/get", prompt="_OTHER", error_type="_OTHER") == 1
     assert operations(registry, "ping", error_type="-32603") == 1
     assert tool_calls(registry, "_OTHER", "error") == 1
     assert requests_of(registry, "resources/read", "error") == 1
@@ -1395,3 +1395,20 @@ async def test_tool_that_succeeds_is_known_without_tools_list(registry: Collecto
                  outcome="tool_error", identity="") == 2
     assert value(registry, "mcp_tool_calls_total", gen_ai_tool_name="made-up", backend="",
                  outcome="tool_error", identity="") == 0
+
+
+async def test_prompt_names_are_labels_only_when_known(registry: CollectorRegistry) -> None:
+    """Like tool names: listed by prompts/list, or answered successfully; else _OTHER."""
+    listed = {"jsonrpc": "2.0", "id": 1, "result": {"prompts": [{"name": "summarize"}]}}
+    replies = iter([listed, {"jsonrpc": "2.0", "id": 2, "result": {"messages": []}},
+                    failure(3, -32602, "Unknown prompt"),
+                    {"jsonrpc": "2.0", "id": 4, "result": {"messages": []}}])
+    mw = instrument(registry, FakeServer(lambda body, scope: json_reply(next(replies))))
+    await post(mw, dumps(request("prompts/list", 1)))
+    await post(mw, dumps(request("prompts/get", 2, name="summarize")))
+    await post(mw, dumps(request("prompts/get", 3, name="made-up")))
+    await post(mw, dumps(request("prompts/get", 4, name="unlisted-but-real")))
+    assert operations(registry, "prompts/get", prompt="summarize") == 1
+    assert operations(registry, "prompts/get", prompt="_OTHER", error_type="-32602") == 1
+    assert operations(registry, "prompts/get", prompt="unlisted-but-real") == 1
+    assert value(registry, OVERFLOW, metric=OPERATION, label="gen_ai_prompt_name") == 1

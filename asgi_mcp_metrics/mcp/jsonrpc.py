@@ -72,6 +72,7 @@ class Message:
     protocol_version: str | None = None
     client_name: str | None = None
     tool_names: tuple[str, ...] | None = None
+    prompt_names: tuple[str, ...] | None = None
     cancelled_id_key: IdKey | None = None
     """``params.requestId`` of a ``notifications/cancelled``."""
 
@@ -210,15 +211,21 @@ def _read_result(message: Message, result: dict[str, Any]) -> None:
     message.is_error = result.get("isError") is True
     message.result_type = _label_text(result.get("resultType"))
     message.protocol_version = _label_text(result.get("protocolVersion"))
-    tools = result.get("tools")
-    if isinstance(tools, list):
-        names: list[str] = []
-        for tool in islice(tools, MAX_LISTED_TOOLS):
-            if isinstance(tool, dict):
-                name = _label_text(tool.get("name"))
-                if name is not None:
-                    names.append(name)
-        message.tool_names = tuple(names)
+    message.tool_names = _listed_names(result.get("tools"))
+    message.prompt_names = _listed_names(result.get("prompts"))
+
+
+def _listed_names(entries: object) -> tuple[str, ...] | None:
+    """The ``name`` members of a ``tools/list`` or ``prompts/list`` result's entries."""
+    if not isinstance(entries, list):
+        return None
+    names: list[str] = []
+    for entry in islice(entries, MAX_LISTED_TOOLS):
+        if isinstance(entry, dict):
+            name = _label_text(entry.get("name"))
+            if name is not None:
+                names.append(name)
+    return tuple(names)
 
 
 def _id_key(raw: object) -> IdKey | None:

@@ -76,7 +76,6 @@ class Operations:
         self._duration = recorder[OPERATION]
         self._requests = recorder["mcp_server_requests_total"]
         self._tool_calls = recorder[TOOL_CALLS]
-        self._prompts = recorder.guard("gen_ai_prompt_name")
 
     def record(self, op: Operation, outcome: str, error_type: str, ended: float) -> bool:
         """Record ``op`` once; a second call for the same operation does nothing.
@@ -95,7 +94,7 @@ class Operations:
             # A tools/call without a usable name is still a tool call, of an unknown tool.
             tool = self.recorder.tool_label(op.tool, OPERATION) if op.tool else OTHER
         elif op.prompt is not None:
-            prompt = self._prompts(op.prompt, OPERATION)
+            prompt = self.recorder.prompt_label(op.prompt, OPERATION)
         # A subscription lasts as long as its stream, which the stream metrics measure.
         if op.method != "subscriptions/listen":
             self._duration.labels(op.method, tool, prompt, error_type, op.version).observe(

@@ -210,16 +210,21 @@ class McpResponse:
         self.answered = True
         if operation.method == "tools/list" and message.tool_names:
             tracker.recorder.learn_tools(message.tool_names)
+        elif operation.method == "prompts/list" and message.prompt_names:
+            tracker.recorder.learn_prompts(message.prompt_names)
         elif operation.method == "initialize" and message.protocol_version:
             # The negotiated version is the answer's, not the one the client asked for.
             operation.version = version_label(message.protocol_version)
             if self.legacy_stream_session is not None:
                 tracker.sessions.negotiated(self.legacy_stream_session, operation.version)
         outcome, error_type = outcome_of(message)
-        if operation.tool and outcome in ("ok", "input_required"):
-            # The server answered a successful result, so the tool exists: a client that calls
-            # tools without listing them first still gets their names.  Unknown tools never
-            # succeed, so a client cannot mint label values this way.
-            tracker.recorder.learn_tools((operation.tool,))
+        if outcome in ("ok", "input_required"):
+            # The server answered a successful result, so the tool or prompt exists: a client
+            # that calls without listing first still gets the names.  Unknown tools and
+            # prompts never succeed, so a client cannot mint label values this way.
+            if operation.tool:
+                tracker.recorder.learn_tools((operation.tool,))
+            elif operation.prompt:
+                tracker.recorder.learn_prompts((operation.prompt,))
         # (Recording is once only: an answer to a request cancelled already changes nothing.)
         tracker.settle(operation, outcome, error_type, now)
