@@ -59,6 +59,7 @@ def make_server(**settings: Any) -> FastMCP:
 async def calls(session: ClientSession) -> None:
     await session.initialize()
     await session.list_tools()
+    await session.list_prompts()  # prompt names become labels once listed
     for i in range(3):
         assert not (await session.call_tool("add", {"a": i, "b": 1})).isError
     assert (await session.call_tool("boom", {})).isError
