@@ -12,6 +12,7 @@ from collections.abc import MutableMapping
 from time import perf_counter
 from typing import TYPE_CHECKING, Any, Final
 
+from ..identity import identity_label
 from .body import BoundedBuffer
 from .headers import McpHeaders, session_id_from_query
 from .jsonrpc import IdKey, Parsed, parse_messages
@@ -151,12 +152,10 @@ class McpRequest:
         tracker = self.tracker
         if not tracker.identity_on:
             return ""
-        from ..identity import resolve_identity
-
-        recorder = tracker.recorder
+        # The middleware published this request's identity (resolved once, on first use);
+        # the decorators read the same value.
         try:
-            identity = resolve_identity(self.scope, tracker.settings, recorder=recorder)
+            return identity_label(tracker.recorder, TOOL_CALLS)
         except Exception:
-            recorder.internal_error("identity")
+            tracker.recorder.internal_error("identity")
             return ""
-        return recorder.identities(identity, TOOL_CALLS) if identity else ""
