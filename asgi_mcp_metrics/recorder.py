@@ -19,6 +19,7 @@ from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histo
 
 from ._version import __version__
 from .catalog import METRICS, MetricSpec
+from .config import Settings
 from .known import is_declared_tool
 
 logger = logging.getLogger("asgi_mcp_metrics")
@@ -207,7 +208,8 @@ def existing_recorder(registry: CollectorRegistry | None = None) -> Recorder | N
     return None
 
 
-def get_recorder(registry: CollectorRegistry | None = None, settings: Any = None) -> Recorder:
+def get_recorder(registry: CollectorRegistry | None = None,
+                 settings: Settings | None = None) -> Recorder:
     """The recorder for ``registry`` shaped by ``settings`` (a Settings object or None).
 
     Idempotent: the same registry and the same metric-shaping settings give the same recorder.
@@ -215,6 +217,7 @@ def get_recorder(registry: CollectorRegistry | None = None, settings: Any = None
     see one name with two definitions), so that raises an error naming the differing option.
     """
     registry = REGISTRY if registry is None else registry
+    settings = Settings() if settings is None else settings
     shape = _shape(settings)
     with _lock:
         per_registry = _recorders.setdefault(registry, {})
@@ -235,11 +238,7 @@ _SHAPE_FIELDS = ("namespace", "constant_labels", "request_duration_buckets",
                  "identity_allowlist", "max_identities")
 
 
-def _shape(settings: Any) -> tuple[Any, ...]:
-    if settings is None:
-        from .config import Settings
-
-        settings = Settings()
+def _shape(settings: Settings) -> tuple[Any, ...]:
     values = []
     for field in _SHAPE_FIELDS:
         value = getattr(settings, field)
@@ -258,11 +257,7 @@ def _shape_conflict(old: tuple[Any, ...], new: tuple[Any, ...]) -> str:
     return "conflicting settings for one registry"  # pragma: no cover
 
 
-def _recorder_options(settings: Any) -> dict[str, Any]:
-    if settings is None:
-        from .config import Settings
-
-        settings = Settings()
+def _recorder_options(settings: Settings) -> dict[str, Any]:
     return {
         "namespace": settings.namespace,
         "constant_labels": dict(settings.constant_labels),
