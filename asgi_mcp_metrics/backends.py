@@ -29,6 +29,7 @@ import asyncio
 import math
 import subprocess
 import threading
+from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Callable, Iterable
 from time import perf_counter
@@ -59,7 +60,7 @@ TimedT = TypeVar("TimedT", bound="_Timed")
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-class _Timed:
+class _Timed(ABC):
     """A sync and async context manager that reports its block's duration and exception."""
 
     __slots__ = ("_started",)
@@ -70,8 +71,10 @@ class _Timed:
     def _enter(self) -> None:
         self._started = perf_counter()
 
+    @abstractmethod
     def _exit(self, elapsed: float, error: BaseException | None) -> None:
         raise NotImplementedError
+        """What this kind records; each subclass says."""
 
     def _finish(self, error: BaseException | None) -> None:
         self._exit(perf_counter() - self._started, error)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import inspect
 import sys
 import types
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from time import perf_counter
@@ -80,7 +81,7 @@ class _Call(NamedTuple):
 
 
 @dataclass(frozen=True, kw_only=True, eq=False)
-class _TimedProbe:
+class _TimedProbe(ABC):
     """What both decorators do around a call; what they record is each one's ``record``."""
 
     #: The decorator's name, under which errors of ours and of label extractors are counted.
@@ -93,9 +94,10 @@ class _TimedProbe:
     def end(self, state: _Call, result: Any, error: BaseException | None) -> None:
         self.record(state, perf_counter() - state.started, result, error)
 
+    @abstractmethod
     def record(self, call: _Call, elapsed: float, result: Any,
                error: BaseException | None) -> None:
-        raise NotImplementedError
+        """What this kind records; each subclass says."""
 
     def extract(self, source: LabelSource, call: _Call, recorder: Recorder,
                 option: str) -> str | None:
