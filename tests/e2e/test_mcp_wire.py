@@ -9,6 +9,7 @@ for ``promtool check metrics``.
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -41,6 +42,7 @@ pytestmark = pytest.mark.e2e
 OPERATION_COUNT = "mcp_server_operation_duration_seconds_count"
 TOOL_CALLS = "mcp_tool_calls_total"
 REQUESTS = "mcp_server_requests_total"
+DURATION_COUNT = "http_server_request_duration_seconds_count"
 
 
 def make_server() -> MCPServer:
@@ -245,3 +247,24 @@ def test_open_sessions_end_with_shutdown(registry: CollectorRegistry) -> None:
     assert value(registry, "mcp_server_sessions_started_total", transport="streamable_http") == 2
     assert gauges_idle(registry)
     check_metrics(generate_latest(registry))
+
+
+@pytest.mark.parametrize("mode", ["stateful_sse", "stateless_json"])
+def test_client_abort_mid_body_is_no_server_error(registry: CollectorRegistry, mode: str) -> None:
+    """The SDK answers a body cut short with a 500 nobody receives: the client left first."""
+    aborts = 3
+    with running(make_server().streamable_http_app(**MODES[mode]), registry) as url:
+        port = int(url.rsplit(":", 1)[1])
+        for done in range(1, aborts + 1):
+            with socket.create_connection(("127.0.0.1", port)) as sock:
+                sock.sendall(b"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n" % port
+                             + b"Content-Type: application/json\r\n"
+                             b"Accept: application/json, text/event-stream\r\n"
+                             b"Content-Length: 100000\r\n\r\n" + b'{"jsonrpc": "2.0", ' * 50)
+                wait_until(lambda: total(registry, "http_server_active_requests") == 1)
+            wait_until(lambda n=done: total(registry, DURATION_COUNT) == n)
+        wait_until(lambda: gauges_idle(registry))
+    assert value(registry, DURATION_COUNT, http_request_method="POST", http_route="/mcp",
+                 http_response_status_code="499", error_type="client_disconnect") == aborts
+    assert total(registry, DURATION_COUNT) == aborts
+    assert total(registry, "asgi_mcp_metrics_internal_errors_total") == 0
