@@ -181,6 +181,39 @@ def test_legacy_http_sse_transport(registry: CollectorRegistry) -> None:
         check_metrics(generate_latest(registry))
 
 
+def test_legacy_sse_resynchronises_after_an_oversized_answer(registry: CollectorRegistry) -> None:
+    """One answer past ``max_frame_bytes`` is counted by its id; the calls after it still are."""
+    server = make_server()
+
+    @server.tool()
+    def big() -> str:
+        return "x" * 100_000
+
+    later = 10
+    app = MetricsMiddleware(server.sse_app(), registry=registry, max_frame_bytes=16_384)
+    with serve(app) as url:
+        async def session() -> None:
+            async with Client(sse_client(url + "/sse"), mode="legacy") as client:
+                await client.list_tools()
+                assert len((await client.call_tool("big", {})).content[0].text) == 100_000
+                for i in range(later):
+                    assert not (await client.call_tool("add", {"a": i, "b": 1})).is_error
+
+        asyncio.run(session())
+        wait_until(lambda: gauges_idle(registry))
+    assert tool_calls(registry, "big", "ok") == 1
+    assert tool_calls(registry, "add", "ok") == later
+    assert total(registry, TOOL_CALLS) == later + 1
+    assert value(registry, OPERATION_COUNT, mcp_method_name="tools/call", gen_ai_tool_name="add",
+                 gen_ai_prompt_name="", error_type="", mcp_protocol_version=HANDSHAKE) == later
+    assert value(registry, "asgi_mcp_metrics_parse_limit_total", where="sse_frame",
+                 reason="too_large") == 1
+    assert total(registry, "asgi_mcp_metrics_parse_limit_total") == 1
+    assert total(registry, REQUESTS, outcome="cancelled") == 0
+    assert value(registry, "mcp_server_sessions_ended_total", transport="sse",
+                 end_reason="client_disconnect") == 1
+
+
 @pytest.mark.parametrize("client_mode", ["2026-07-28", "auto"])
 def test_modern_era(registry: CollectorRegistry, client_mode: str) -> None:
     modern = "2026-07-28"
