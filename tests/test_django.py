@@ -450,6 +450,9 @@ async def test_endpoint_under_asgi_is_not_measured(metrics: CollectorRegistry) -
     ({"request_duration_buckets": [1, 0.5]},
      "ASGI_MCP_METRICS['request_duration_buckets'] (Django settings): expected a non-empty list"),
     ({"max_tool_names": "many"}, "ASGI_MCP_METRICS['max_tool_names'] (Django settings)"),
+    ({"session_idle_timeout_seconds": -1},
+     "ASGI_MCP_METRICS['session_idle_timeout_seconds'] (Django settings): expected a finite "
+     "number >= 0, got -1"),
     ({"namespace": "has-dash"}, "ASGI_MCP_METRICS['namespace'] (Django settings)"),
     ({"auth_basic_username": "prom"}, "auth_basic_password"),
     ({"registry": "tests.django_settings.settings.SECRET_KEY"},

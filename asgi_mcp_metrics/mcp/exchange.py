@@ -47,13 +47,17 @@ _NOT_JSONRPC: Final = frozenset({INVALID_NOT_JSONRPC, INVALID_NOT_AN_OBJECT})
 class McpExchange:
     """One HTTP exchange on an MCP endpoint."""
 
-    __slots__ = ("request", "response", "tracker")
+    __slots__ = ("request", "response", "session_id", "tracker")
 
     def __init__(self, tracker: McpTracker, scope: MutableMapping[str, Any], started: float,
                  headers: McpHeaders, known: bool) -> None:
         self.tracker = tracker
         self.request = McpRequest(tracker, scope, started, headers, known)
         self.response = McpResponse(tracker, self.request)
+        #: The session this exchange belongs to: while it lasts, the session is not idle.
+        self.session_id = headers.session_id
+        if self.session_id is not None:
+            tracker.sessions.enter(self.session_id)
 
     @property
     def stream_kind(self) -> str | None:
@@ -75,6 +79,8 @@ class McpExchange:
         tracker = self.tracker
         request = self.request
         response = self.response
+        if self.session_id is not None:
+            tracker.sessions.leave(self.session_id, ended)
         response.close()
         request.body = None
         if response.legacy_stream_session is not None:

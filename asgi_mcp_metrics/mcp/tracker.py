@@ -49,7 +49,8 @@ class McpTracker:
         self.identity_on = settings.identity != "off" or settings.identity_resolver is not None
         self.endpoints = Endpoints(settings.mcp_paths)
         self.operations = Operations(recorder)
-        self.sessions = Sessions(recorder, self.operations)
+        self.sessions = Sessions(recorder, self.operations,
+                                 settings.session_idle_timeout_seconds)
         self.notifications = recorder["mcp_server_notifications_total"]
         self.protocol_errors = recorder["mcp_server_protocol_errors_total"]
         self.parse_limits = recorder.parse_limits
@@ -63,6 +64,7 @@ class McpTracker:
         known = self.endpoints.classify(method, scope["path"], headers)
         if known is None:
             return None
+        self.sessions.sweep(started)
         return McpExchange(self, scope, started, mcp_request_headers(headers), known)
 
     def settle(self, op: Operation, outcome: str, error_type: str, ended: float) -> None:

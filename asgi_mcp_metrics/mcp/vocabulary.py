@@ -57,6 +57,10 @@ _CODE_REASONS: Final = {
 }
 
 # Generic JSON-RPC codes: used only when nothing more specific is known.
+#: Why a session ended: the ``end_reason`` of ``mcp_server_sessions_ended_total``.
+SESSION_END_REASONS: Final = ("client_delete", "client_disconnect", "not_found", "idle_timeout",
+                              "shutdown", "error")
+
 _GENERIC_CODE_REASONS: Final = {
     -32600: "invalid_request",
     -32601: "method_not_found",
