@@ -175,7 +175,7 @@ class BackendMonitor:
                  settings: Settings | None = None) -> None:
         self.backend = backend
         self.transport = transport
-        self._binding = Binding(registry, settings)
+        self._binding = Binding(registry, settings, layer="backend")
         self._lock = threading.Lock()
         # perf_counter() of each open connection, oldest first: a pool may hold several.
         self._open: deque[float] = deque()

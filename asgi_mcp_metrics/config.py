@@ -504,6 +504,14 @@ class Settings:
         default=True,
         metadata=_meta(_BOOLEAN, "Gzip the exposition when the client accepts it."),
     )
+    created_series: bool = field(
+        default=False,
+        metadata=_meta(
+            _BOOLEAN,
+            "Expose the `_created` samples (creation time) of counters, histograms and summaries. "
+            "Off: the text format would store each as one more series.",
+        ),
+    )
     render_offload_seconds: float = field(
         default=0.005,
         metadata=_meta(

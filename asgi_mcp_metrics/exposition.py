@@ -152,16 +152,20 @@ def render(
     accept_encoding: str,
     names: Sequence[str],
     gzip: bool,
+    created_series: bool = True,
 ) -> Exposition:
     """Render ``registry`` for one scrape.
 
     With ``PROMETHEUS_MULTIPROC_DIR`` set (read now, not at import) the values written by all
-    worker processes are rendered instead of ``registry``.
+    worker processes are rendered instead of ``registry``.  ``created_series=False`` leaves out
+    the ``_created`` samples of every counter, histogram and summary.
     """
     multiprocess = _multiprocess_registry()
     source = registry if multiprocess is None else multiprocess
     encoder, content_type = choose_encoder(accept)
-    body = encoder(_NamedSamples(source, names) if names else source)
+    if names or not created_series:
+        source = _Samples(source, frozenset(names) or None, created_series)
+    body = encoder(source)
     headers = [
         (b"content-type", content_type.encode("ascii")),
         (b"cache-control", b"no-cache"),
@@ -174,21 +178,30 @@ def render(
     return Exposition(200, headers, body)
 
 
-class _NamedSamples(Collector):
-    """Only the samples named in ``name[]``.
+_HAS_CREATED = frozenset({"counter", "histogram", "summary"})
+
+
+class _Samples(Collector):
+    """The samples a scrape asked for: only those named in ``name[]`` (``names`` not None),
+    without ``_created`` unless ``created`` is set.
 
     ``restricted_registry`` would skip collectors that cannot describe themselves, the
-    multiprocess collector among them, so the filter runs over a full collect instead.
+    multiprocess collector among them, so the filter runs over a full collect instead.  A
+    family that keeps no sample is left out only when ``name[]`` filtered it away.
     """
 
-    def __init__(self, source: Collector, names: Sequence[str]) -> None:
+    def __init__(self, source: Collector, names: frozenset[str] | None, created: bool) -> None:
         self._source = source
-        self._names = frozenset(names)
+        self._names = names
+        self._created = created
 
     def collect(self) -> Iterator[Metric]:
         for metric in self._source.collect():
-            samples = [sample for sample in metric.samples if sample.name in self._names]
-            if samples:
+            dropped = "" if self._created or metric.type not in _HAS_CREATED else \
+                f"{metric.name}_created"
+            samples = [sample for sample in metric.samples if sample.name != dropped
+                       and (self._names is None or sample.name in self._names)]
+            if samples or self._names is None:
                 kept = Metric(metric.name, metric.documentation, metric.type, metric.unit)
                 kept.samples = samples
                 yield kept
@@ -239,6 +252,7 @@ class MetricsEndpoint:
         auth_basic_password = settings.auth_basic_password
         auth = settings.auth
         gzip = settings.gzip
+        self.created_series = settings.created_series
         render_offload_seconds = settings.render_offload_seconds
         self.registry = registry if registry is not None else REGISTRY
         self._bearer_token = auth_bearer_token
@@ -309,6 +323,7 @@ class MetricsEndpoint:
                 accept_encoding=accept_encoding,
                 names=names,
                 gzip=self.gzip,
+                created_series=self.created_series,
             )
         finally:
             self._last_render_seconds = time.perf_counter() - started

@@ -83,6 +83,7 @@ class MetricsMiddleware:
         self.app = app
         self.settings = settings
         self.recorder: Recorder = get_recorder(registry, settings)
+        self.recorder.enable("http")
         exact = {settings.metrics_path}
         prefixes = []
         for path in settings.exclude_paths:
