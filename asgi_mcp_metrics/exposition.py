@@ -14,7 +14,6 @@ import gzip as gzip_module
 import hmac
 import inspect
 import logging
-import os
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -24,10 +23,11 @@ from urllib.parse import parse_qs
 from prometheus_client import REGISTRY, CollectorRegistry
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.metrics_core import Metric
-from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
+from . import multiprocess
 from .config import Settings
+from .recorder import refresh_callbacks
 from .types import Receive, Scope, Send
 
 __all__ = ["AuthCallable", "AuthResult", "Exposition", "MetricsEndpoint", "authorize", "render"]
@@ -39,8 +39,7 @@ AuthCallable = Callable[[Mapping[str, str]], "bool | Awaitable[bool]"]
 REALM = "metrics"
 ALLOWED_METHODS = ("GET", "HEAD")
 DEFAULT_RENDER_OFFLOAD_SECONDS = 0.005
-# prometheus_client still honours the old lower-case spelling when writing, so read both.
-MULTIPROCESS_ENV_VARS = ("PROMETHEUS_MULTIPROC_DIR", "prometheus_multiproc_dir")
+MULTIPROCESS_ENV_VARS = multiprocess.ENV_VARS
 
 
 @dataclass(frozen=True)
@@ -153,15 +152,19 @@ def render(
     names: Sequence[str],
     gzip: bool,
     created_series: bool = True,
+    reap_dead_workers: bool = True,
 ) -> Exposition:
     """Render ``registry`` for one scrape.
 
     With ``PROMETHEUS_MULTIPROC_DIR`` set (read now, not at import) the values written by all
-    worker processes are rendered instead of ``registry``.  ``created_series=False`` leaves out
-    the ``_created`` samples of every counter, histogram and summary.
+    worker processes are rendered instead of ``registry``: this worker's scrape-time gauges are
+    written to its files first, and (``reap_dead_workers``) workers that are gone are dropped
+    from the live gauges.  ``created_series=False`` leaves out the ``_created`` samples of every
+    counter, histogram and summary.
     """
-    multiprocess = _multiprocess_registry()
-    source = registry if multiprocess is None else multiprocess
+    merged = multiprocess.merged_collector(reap=reap_dead_workers, before=lambda:
+                                           refresh_callbacks(registry))
+    source: Collector = registry if merged is None else merged
     encoder, content_type = choose_encoder(accept)
     if names or not created_series:
         source = _Samples(source, frozenset(names) or None, created_series)
@@ -207,15 +210,6 @@ class _Samples(Collector):
                 yield kept
 
 
-def _multiprocess_registry() -> CollectorRegistry | None:
-    directory = next((os.environ[v] for v in MULTIPROCESS_ENV_VARS if os.environ.get(v)), None)
-    if directory is None:
-        return None
-    registry = CollectorRegistry()
-    MultiProcessCollector(registry, path=directory)  # type: ignore[no-untyped-call]
-    return registry
-
-
 def _accepts_gzip(accept_encoding: str) -> bool:
     # An explicit "gzip" entry wins over "*"; "q=0" (or a q we cannot read) means "not this one".
     qualities: dict[str, float] = {}
@@ -253,6 +247,7 @@ class MetricsEndpoint:
         auth = settings.auth
         gzip = settings.gzip
         self.created_series = settings.created_series
+        self.reap_dead_workers = settings.reap_dead_workers
         render_offload_seconds = settings.render_offload_seconds
         self.registry = registry if registry is not None else REGISTRY
         self._bearer_token = auth_bearer_token
@@ -324,6 +319,7 @@ class MetricsEndpoint:
                 names=names,
                 gzip=self.gzip,
                 created_series=self.created_series,
+                reap_dead_workers=self.reap_dead_workers,
             )
         finally:
             self._last_render_seconds = time.perf_counter() - started

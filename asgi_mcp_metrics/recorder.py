@@ -18,7 +18,7 @@ import contextlib
 import logging
 import threading
 import weakref
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
@@ -27,6 +27,7 @@ from ._version import __version__
 from .catalog import METRICS, MetricSpec
 from .config import Settings
 from .known import is_declared_tool
+from .multiprocess import directory, warn_about_leftovers
 
 logger = logging.getLogger("asgi_mcp_metrics")
 
@@ -120,6 +121,13 @@ class Recorder:
         self.internal_errors = self.families["asgi_mcp_metrics_internal_errors_total"]
         self.callback_errors = self.families["asgi_mcp_metrics_callback_errors_total"]
         self.parse_limits = self.families["asgi_mcp_metrics_parse_limit_total"]
+        # Scrape-time gauges (set_function) are read by this process's collect only; with
+        # several workers their values are written to this worker's files by these instead.
+        path = directory()
+        self.multiprocess = path is not None
+        self._refreshers: list[Callable[[], None]] = []
+        if path is not None:
+            warn_about_leftovers(path)
         self.families["asgi_mcp_metrics_info"].labels(__version__).set(1)
 
         self.tool_names = LabelGuard(self, "gen_ai_tool_name", max_tool_names)
@@ -154,6 +162,18 @@ class Recorder:
     def exposed(self) -> frozenset[str]:
         """Names (as in the catalog) of the families in the registry."""
         return frozenset(name for name, family in self.families.items() if family.registered)
+
+    def add_refresher(self, refresh: Callable[[], None]) -> None:
+        """Run ``refresh`` before every scrape this worker answers (multiprocess mode)."""
+        with self._register_lock:
+            self._refreshers.append(refresh)
+
+    def refresh(self) -> None:
+        for refresh in tuple(self._refreshers):
+            try:
+                refresh()
+            except Exception:
+                self.internal_error("refresh")
 
     def _register(self, family: Family) -> None:
         with self._register_lock:
@@ -241,6 +261,16 @@ def existing_recorder(registry: CollectorRegistry | None = None) -> Recorder | N
         if built is not None and len(built) == 1:
             return next(iter(built.values()))
     return None
+
+
+def refresh_callbacks(registry: object) -> None:
+    """Write the scrape-time gauges of every recorder on ``registry`` to this worker's files."""
+    if not isinstance(registry, CollectorRegistry):
+        return
+    with _lock:
+        recorders = tuple(_recorders.get(registry, {}).values())
+    for recorder in recorders:
+        recorder.refresh()
 
 
 def get_recorder(registry: CollectorRegistry | None = None,

@@ -1,0 +1,210 @@
+"""Several real worker processes sharing ``PROMETHEUS_MULTIPROC_DIR``: gunicorn with uvicorn
+workers (and the shipped config file's hooks) and ``uvicorn --workers``.
+
+Counts merged across workers are exact; live gauges sum (or take the largest value) over the
+workers that run; a worker killed with SIGKILL leaves the live gauges while its counters stay;
+a previous run's files are cleared (gunicorn hook) or reported (uvicorn).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from ..promtool import check_metrics, running_in_ci
+from .servers import free_port, wait_until
+
+pytestmark = pytest.mark.e2e
+
+ROOT = Path(__file__).resolve().parents[2]
+GUNICORN_CONF = ROOT / "examples" / "gunicorn" / "gunicorn.conf.py"
+APP = "tests.e2e.multiworker_app:app"
+WORKERS = 2
+#: Bounds for loops that wait for the kernel to hand connections to both workers.
+MAX_ATTEMPTS = 400
+#: The first event of a held response (inside a chunk of the chunked body).
+PID_EVENT = re.compile(rb"data: (\d+)\n\n")
+
+
+def command(server: str, port: int) -> list[str]:
+    if server == "gunicorn":
+        return [sys.executable, "-m", "gunicorn", "-c", str(GUNICORN_CONF), "--workers",
+                str(WORKERS), "--bind", f"127.0.0.1:{port}", APP]
+    return [sys.executable, "-m", "uvicorn", "--workers", str(WORKERS), "--host", "127.0.0.1",
+            "--port", str(port), "--log-level", "warning", APP]
+
+
+def require(module: str) -> None:
+    if shutil.which(module) is None and not _importable(module):
+        if running_in_ci():
+            pytest.fail(f"{module} is not installed; required in CI (the test extra)")
+        pytest.skip(f"{module} is not installed")
+
+
+def _importable(module: str) -> bool:
+    try:
+        __import__(module)
+    except ImportError:
+        return False
+    return True
+
+
+@dataclass
+class Server:
+    url: str
+    port: int
+    process: subprocess.Popen[bytes]
+    log: Path
+    #: Held-open connections by kind ("plain": a request in flight, "sse": a stream) and pid.
+    held: dict[str, Counter[int]] = field(default_factory=lambda: {"plain": Counter(),
+                                                                    "sse": Counter()})
+    sockets: list[tuple[str, int, socket.socket]] = field(default_factory=list)
+
+    def scrape(self) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+        response = httpx.get(f"{self.url}/metrics", timeout=10)
+        response.raise_for_status()
+        check_metrics(response.text)
+        return {(sample.name, tuple(sorted(sample.labels.items()))): sample.value
+                for family in text_string_to_metric_families(response.text)
+                for sample in family.samples}
+
+    def total(self, name: str, **labels: str) -> float:
+        return sum(value for (sample, sample_labels), value in self.scrape().items()
+                   if sample == name and labels.items() <= dict(sample_labels).items())
+
+    def hold(self, kind: str) -> int:
+        """Open one held connection; returns the pid of the worker holding it."""
+        sock = socket.create_connection(("127.0.0.1", self.port), timeout=10)
+        sock.sendall(f"GET /hold?kind={kind} HTTP/1.1\r\nHost: test\r\n\r\n".encode())
+        received = b""
+        while (found := PID_EVENT.search(received)) is None:
+            chunk = sock.recv(4096)
+            if not chunk:
+                raise AssertionError(f"connection closed early: {received!r}")
+            received += chunk
+        pid = int(found.group(1))
+        self.held[kind][pid] += 1
+        self.sockets.append((kind, pid, sock))
+        return pid
+
+    def release(self, pid: int | None = None) -> None:
+        for entry in [e for e in self.sockets if pid is None or e[1] == pid]:
+            entry[2].close()
+            self.sockets.remove(entry)
+            self.held[entry[0]][entry[1]] -= 1
+
+
+@contextmanager
+def running(server: str, directory: Path, tmp_path: Path) -> Iterator[Server]:
+    require(server)
+    if server == "gunicorn":
+        require("uvicorn_worker")
+    port = free_port()
+    log = tmp_path / f"{server}.log"
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(directory)}
+    with log.open("wb") as output:
+        process = subprocess.Popen(command(server, port), cwd=ROOT, env=env, stdout=output,
+                                   stderr=subprocess.STDOUT, start_new_session=True)
+    running_server = Server(f"http://127.0.0.1:{port}", port, process, log)
+    try:
+        wait_until(lambda: _answers(running_server), timeout=60)
+        yield running_server
+    finally:
+        running_server.release()
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(30)
+
+
+def _answers(server: Server) -> bool:
+    if server.process.poll() is not None:
+        raise AssertionError(f"server exited: {server.log.read_text()}")
+    try:
+        return httpx.get(f"{server.url}/work", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def spread(server: Server) -> Counter[int]:
+    """Plain requests, each on a new connection, until both workers have answered."""
+    pids: Counter[int] = Counter()
+    for _ in range(MAX_ATTEMPTS):
+        pids[httpx.get(f"{server.url}/work", timeout=10).json()["pid"]] += 1
+        if len(pids) == WORKERS and min(pids.values()) >= 3:
+            return pids
+    raise AssertionError(f"requests never reached {WORKERS} workers: {pids}")
+
+
+def hold_on_every_worker(server: Server, kind: str) -> None:
+    for _ in range(MAX_ATTEMPTS):
+        server.hold(kind)
+        if len(+server.held[kind]) == WORKERS:
+            return
+    raise AssertionError(f"held {kind} connections never reached {WORKERS} workers")
+
+
+def fill_caches(server: Server) -> tuple[dict[int, int], int]:
+    """Grow the tool cache of the worker that answers, until both have answered with different
+    sizes; returns the sizes by pid and the number of lookups made."""
+    sizes: dict[int, int] = {}
+    for lookups in range(1, MAX_ATTEMPTS + 1):
+        answer = httpx.get(f"{server.url}/cache", params={"add": 1 + len(sizes)},
+                           timeout=10).json()
+        sizes[answer["pid"]] = answer["size"]
+        if len(sizes) == WORKERS and len(set(sizes.values())) == WORKERS:
+            return sizes, lookups
+    raise AssertionError(f"cache requests never reached {WORKERS} workers: {sizes}")
+
+
+@pytest.mark.parametrize("server_name", ["gunicorn", "uvicorn"])
+def test_workers_merge_and_a_killed_worker_leaves_the_live_gauges(
+        server_name: str, tmp_path: Path) -> None:
+    directory = tmp_path / "metrics"
+    directory.mkdir()
+    with running(server_name, directory, tmp_path) as server:
+        work = spread(server)
+        requests = sum(work.values()) + 1  # and the one that found the server up
+        assert server.total("http_server_request_duration_seconds_count",
+                            http_route="/work") == requests
+
+        hold_on_every_worker(server, "plain")
+        hold_on_every_worker(server, "sse")
+        plain, sse = server.held["plain"], server.held["sse"]
+        assert server.total("http_server_active_requests") == sum(plain.values())
+        assert server.total("http_server_streams_active") == sum(sse.values())
+
+        sizes, lookups = fill_caches(server)
+        # The scrape-time cache size of every worker is merged: the largest cache shows.
+        assert server.total("mcp_tool_cache_entries", backend="upstream") == max(sizes.values())
+
+        victim, survivor = sorted(sizes, key=sizes.__getitem__, reverse=True)
+        os.kill(victim, signal.SIGKILL)
+        wait_until(lambda: server.total("http_server_active_requests") == plain[survivor],
+                   timeout=30)
+        assert server.total("http_server_streams_active") == sse[survivor]
+        assert server.total("mcp_tool_cache_entries", backend="upstream") == sizes[survivor]
+        # The dead worker's counters stay.
+        assert server.total("http_server_request_duration_seconds_count",
+                            http_route="/work") == requests
+        assert server.total("mcp_tool_cache_requests_total", backend="upstream") == lookups
+
+        server.release()
+        wait_until(lambda: server.total("http_server_active_requests") == 0
+                   and server.total("http_server_streams_active") == 0, timeout=30)
