@@ -15,6 +15,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -38,6 +39,8 @@ WORKERS = 2
 MAX_ATTEMPTS = 400
 #: The first event of a held response (inside a chunk of the chunked body).
 PID_EVENT = re.compile(rb"data: (\d+)\n\n")
+#: What a worker logs when it finds a previous run's files.
+WARNING = "ended before this server started"
 
 
 def command(server: str, port: int) -> list[str]:
@@ -114,6 +117,7 @@ def running(server: str, directory: Path, tmp_path: Path) -> Iterator[Server]:
     if server == "gunicorn":
         require("uvicorn_worker")
     port = free_port()
+    tmp_path.mkdir(exist_ok=True)
     log = tmp_path / f"{server}.log"
     env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(directory)}
     with log.open("wb") as output:
@@ -208,3 +212,35 @@ def test_workers_merge_and_a_killed_worker_leaves_the_live_gauges(
         server.release()
         wait_until(lambda: server.total("http_server_active_requests") == 0
                    and server.total("http_server_streams_active") == 0, timeout=30)
+
+
+def age(directory: Path, seconds: float) -> None:
+    """Make the files look written ``seconds`` ago, as a previous run's would."""
+    then = time.time() - seconds
+    for file in directory.glob("*.db"):
+        os.utime(file, (then, then))
+
+
+@pytest.mark.parametrize("server_name", ["gunicorn", "uvicorn"])
+def test_a_previous_runs_files_are_cleared_or_reported(server_name: str,
+                                                        tmp_path: Path) -> None:
+    directory = tmp_path / "metrics"
+    directory.mkdir()
+    with running(server_name, directory, tmp_path / "first") as first:
+        earlier = sum(spread(first).values()) + 1
+    assert WARNING not in first.log.read_text()
+    age(directory, 60)
+    assert list(directory.glob("histogram_*.db"))
+
+    with running(server_name, directory, tmp_path / "second") as second:
+        now = sum(spread(second).values()) + 1
+        count = second.total("http_server_request_duration_seconds_count", http_route="/work")
+        log = second.log.read_text()
+    if server_name == "gunicorn":
+        # on_starting emptied the directory: only this run counts, and nothing is reported.
+        assert count == now
+        assert WARNING not in log
+    else:
+        # Nothing clears it: the old counters are summed in, and every worker says so.
+        assert count == earlier + now
+        assert log.count(WARNING) == WORKERS
