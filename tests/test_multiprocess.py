@@ -17,6 +17,8 @@ from asgi_mcp_metrics.catalog import METRICS, MULTIPROCESS_MODES
 from asgi_mcp_metrics.exposition import render
 from asgi_mcp_metrics.recorder import get_recorder
 
+from .docs import doc_block
+
 WRITER = """
 from prometheus_client import Counter, Gauge
 Counter("jobs", "Jobs.").inc(3)
@@ -120,3 +122,10 @@ def test_every_gauge_has_a_documented_multiprocess_mode() -> None:
             assert metric._multiprocess_mode == spec.multiprocess_mode
         else:
             assert spec.multiprocess_mode == "", spec.name
+
+
+def test_the_documented_gunicorn_config_is_the_example_the_tests_run() -> None:
+    root = Path(__file__).resolve().parents[1]
+    example = root / "examples" / "gunicorn" / "gunicorn.conf.py"
+    assert doc_block(root / "docs" / "deployment.md", str(example.relative_to(root))) == \
+        example.read_text()

@@ -1,7 +1,7 @@
 """gunicorn configuration for an app instrumented with asgi-mcp-metrics (docs/deployment.md).
 
     export PROMETHEUS_MULTIPROC_DIR=/run/metrics   # an empty, writable directory (tmpfs)
-    gunicorn -c gunicorn.conf.py --workers 4 --bind 0.0.0.0:8000 myproject.asgi:app
+    gunicorn -c gunicorn.conf.py --workers 4 --bind 0.0.0.0:8000 myapp:app
 """
 
 # Server hooks, by name: on_starting empties the metrics directory before the first worker

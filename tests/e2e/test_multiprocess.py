@@ -26,6 +26,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from ..docs import doc_block
 from ..promtool import check_metrics, running_in_ci
 from .servers import free_port, wait_until
 
@@ -33,6 +34,7 @@ pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parents[2]
 GUNICORN_CONF = ROOT / "examples" / "gunicorn" / "gunicorn.conf.py"
+DEPLOYMENT = ROOT / "docs" / "deployment.md"
 APP = "tests.e2e.multiworker_app:app"
 WORKERS = 2
 #: Bounds for loops that wait for the kernel to hand connections to both workers.
@@ -43,12 +45,22 @@ PID_EVENT = re.compile(rb"data: (\d+)\n\n")
 WARNING = "ended before this server started"
 
 
-def command(server: str, port: int) -> list[str]:
-    if server == "gunicorn":
-        return [sys.executable, "-m", "gunicorn", "-c", str(GUNICORN_CONF), "--workers",
-                str(WORKERS), "--bind", f"127.0.0.1:{port}", APP]
-    return [sys.executable, "-m", "uvicorn", "--workers", str(WORKERS), "--host", "127.0.0.1",
-            "--port", str(port), "--log-level", "warning", APP]
+def documented(server: str) -> str:
+    """The start commands docs/deployment.md gives for ``server``."""
+    return doc_block(DEPLOYMENT, server)
+
+
+def command(script: str, directory: Path, port: int) -> list[str]:
+    """A documented start command, for this test's directory, port, app and worker count."""
+    for documented_text, ours in (
+            ("/dev/shm/metrics", str(directory)),
+            ("-c gunicorn.conf.py", f"-c {GUNICORN_CONF}"),
+            ("--workers 4", f"--workers {WORKERS}"),
+            ("0.0.0.0:8000", f"127.0.0.1:{port}"),
+            ("--host 0.0.0.0 --port 8000", f"--host 127.0.0.1 --port {port}"),
+            ("myapp:app", APP)):
+        script = script.replace(documented_text, ours)
+    return ["bash", "-euc", script]
 
 
 def require(module: str) -> None:
@@ -112,16 +124,21 @@ class Server:
 
 
 @contextmanager
-def running(server: str, directory: Path, tmp_path: Path) -> Iterator[Server]:
+def running(server: str, directory: Path, tmp_path: Path,
+            script: str | None = None) -> Iterator[Server]:
+    """Start ``server`` with its documented commands (or ``script``) in a session of its own."""
     require(server)
     if server == "gunicorn":
         require("uvicorn_worker")
     port = free_port()
     tmp_path.mkdir(exist_ok=True)
     log = tmp_path / f"{server}.log"
-    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(directory)}
+    # The commands find the servers installed next to this interpreter.
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)  # the documented commands export it
+    argv = command(documented(server) if script is None else script, directory, port)
     with log.open("wb") as output:
-        process = subprocess.Popen(command(server, port), cwd=ROOT, env=env, stdout=output,
+        process = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=output,
                                    stderr=subprocess.STDOUT, start_new_session=True)
     running_server = Server(f"http://127.0.0.1:{port}", port, process, log)
     try:
@@ -180,9 +197,7 @@ def fill_caches(server: Server) -> tuple[dict[int, int], int]:
 @pytest.mark.parametrize("server_name", ["gunicorn", "uvicorn"])
 def test_workers_merge_and_a_killed_worker_leaves_the_live_gauges(
         server_name: str, tmp_path: Path) -> None:
-    directory = tmp_path / "metrics"
-    directory.mkdir()
-    with running(server_name, directory, tmp_path) as server:
+    with running(server_name, tmp_path / "metrics", tmp_path) as server:
         work = spread(server)
         requests = sum(work.values()) + 1  # and the one that found the server up
         assert server.total("http_server_request_duration_seconds_count",
@@ -221,26 +236,31 @@ def age(directory: Path, seconds: float) -> None:
         os.utime(file, (then, then))
 
 
-@pytest.mark.parametrize("server_name", ["gunicorn", "uvicorn"])
-def test_a_previous_runs_files_are_cleared_or_reported(server_name: str,
-                                                        tmp_path: Path) -> None:
+@pytest.mark.parametrize("variant", ["gunicorn", "uvicorn", "uvicorn without emptying"])
+def test_a_previous_runs_files_are_cleared_or_reported(variant: str, tmp_path: Path) -> None:
+    server_name = variant.split()[0]
+    script = documented(server_name)
+    if variant == "uvicorn without emptying":
+        emptying = 'rm -rf "$PROMETHEUS_MULTIPROC_DIR" && '
+        assert emptying in script
+        script = script.replace(emptying, "")
     directory = tmp_path / "metrics"
-    directory.mkdir()
-    with running(server_name, directory, tmp_path / "first") as first:
+    with running(server_name, directory, tmp_path / "first", script) as first:
         earlier = sum(spread(first).values()) + 1
     assert WARNING not in first.log.read_text()
     age(directory, 60)
     assert list(directory.glob("histogram_*.db"))
 
-    with running(server_name, directory, tmp_path / "second") as second:
+    with running(server_name, directory, tmp_path / "second", script) as second:
         now = sum(spread(second).values()) + 1
         count = second.total("http_server_request_duration_seconds_count", http_route="/work")
         log = second.log.read_text()
-    if server_name == "gunicorn":
-        # on_starting emptied the directory: only this run counts, and nothing is reported.
-        assert count == now
-        assert WARNING not in log
-    else:
-        # Nothing clears it: the old counters are summed in, and every worker says so.
+    if variant == "uvicorn without emptying":
+        # The old counts are summed in, and every worker says so.
         assert count == earlier + now
         assert log.count(WARNING) == WORKERS
+    else:
+        # The hook (gunicorn) or the command (uvicorn) emptied the directory: only this run
+        # counts, and nothing is reported.
+        assert count == now
+        assert WARNING not in log
