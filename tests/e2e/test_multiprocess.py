@@ -50,7 +50,7 @@ def documented(server: str) -> str:
     return doc_block(DEPLOYMENT, server)
 
 
-def command(script: str, directory: Path, port: int) -> list[str]:
+def command(script: str, directory: Path, port: int, app: str = APP) -> list[str]:
     """A documented start command, for this test's directory, port, app and worker count."""
     for documented_text, ours in (
             ("/dev/shm/metrics", str(directory)),
@@ -58,7 +58,7 @@ def command(script: str, directory: Path, port: int) -> list[str]:
             ("--workers 4", f"--workers {WORKERS}"),
             ("0.0.0.0:8000", f"127.0.0.1:{port}"),
             ("--host 0.0.0.0 --port 8000", f"--host 127.0.0.1 --port {port}"),
-            ("myapp:app", APP)):
+            ("myapp:app", app)):
         script = script.replace(documented_text, ours)
     return ["bash", "-euc", script]
 
@@ -124,9 +124,10 @@ class Server:
 
 
 @contextmanager
-def running(server: str, directory: Path, tmp_path: Path,
-            script: str | None = None) -> Iterator[Server]:
-    """Start ``server`` with its documented commands (or ``script``) in a session of its own."""
+def running(server: str, directory: Path, tmp_path: Path, script: str | None = None, *,
+            app: str = APP, cwd: Path = ROOT, probe: str = "/work") -> Iterator[Server]:
+    """Start ``server`` with its documented commands (or ``script``) in a session of its own,
+    serving ``app`` from ``cwd``; up once ``probe`` answers 200."""
     require(server)
     if server == "gunicorn":
         require("uvicorn_worker")
@@ -136,13 +137,13 @@ def running(server: str, directory: Path, tmp_path: Path,
     # The commands find the servers installed next to this interpreter.
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)  # the documented commands export it
-    argv = command(documented(server) if script is None else script, directory, port)
+    argv = command(documented(server) if script is None else script, directory, port, app)
     with log.open("wb") as output:
-        process = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=output,
+        process = subprocess.Popen(argv, cwd=cwd, env=env, stdout=output,
                                    stderr=subprocess.STDOUT, start_new_session=True)
     running_server = Server(f"http://127.0.0.1:{port}", port, process, log)
     try:
-        wait_until(lambda: _answers(running_server), timeout=60)
+        wait_until(lambda: _answers(running_server, probe), timeout=60)
         yield running_server
     finally:
         running_server.release()
@@ -154,11 +155,11 @@ def running(server: str, directory: Path, tmp_path: Path,
             process.wait(30)
 
 
-def _answers(server: Server) -> bool:
+def _answers(server: Server, probe: str) -> bool:
     if server.process.poll() is not None:
         raise AssertionError(f"server exited: {server.log.read_text()}")
     try:
-        return httpx.get(f"{server.url}/work", timeout=2).status_code == 200
+        return httpx.get(f"{server.url}{probe}", timeout=2).status_code == 200
     except httpx.HTTPError:
         return False
 
@@ -264,3 +265,35 @@ def test_a_previous_runs_files_are_cleared_or_reported(variant: str, tmp_path: P
         # counts, and nothing is reported.
         assert count == now
         assert WARNING not in log
+
+
+def test_django_under_gunicorn(tmp_path: Path) -> None:
+    """The example Django project, started with the documented gunicorn command."""
+    require("django")
+    directory = tmp_path / "metrics"
+    with running("gunicorn", directory, tmp_path, app="mysite.asgi:application",
+                 cwd=ROOT / "examples" / "django_project", probe="/items/") as server:
+        requests = 1  # the probe
+
+        def writers() -> set[str]:
+            return {file.name.rpartition("_")[2] for file in directory.glob("histogram_*.db")}
+
+        for _ in range(MAX_ATTEMPTS):
+            if len(writers()) == WORKERS:
+                break
+            assert httpx.get(f"{server.url}/items/", timeout=10).status_code == 200
+            requests += 1
+        assert len(writers()) == WORKERS
+        assert server.total("http_server_request_duration_seconds_count",
+                            http_route="/items/") == requests
+
+        victim = int(sorted(writers())[0].removesuffix(".db"))
+        os.kill(victim, signal.SIGKILL)
+        wait_until(lambda: not list(directory.glob(f"gauge_live*_{victim}.db")), timeout=30)
+        # Its counts stay; the replacement worker serves and counts on.
+        assert server.total("http_server_request_duration_seconds_count",
+                            http_route="/items/") == requests
+        assert httpx.get(f"{server.url}/items/", timeout=10).status_code == 200
+        assert server.total("http_server_request_duration_seconds_count",
+                            http_route="/items/") == requests + 1
+        assert server.total("asgi_mcp_metrics_info") == 1
