@@ -200,8 +200,11 @@ class _Samples(Collector):
 
     def collect(self) -> Iterator[Metric]:
         for metric in self._source.collect():
-            dropped = "" if self._created or metric.type not in _HAS_CREATED else \
-                f"{metric.name}_created"
+            keeps_created = self._created or metric.type not in _HAS_CREATED
+            if self._names is None and keeps_created:
+                yield metric
+                continue
+            dropped = "" if keeps_created else f"{metric.name}_created"
             samples = [sample for sample in metric.samples if sample.name != dropped
                        and (self._names is None or sample.name in self._names)]
             if samples or self._names is None:

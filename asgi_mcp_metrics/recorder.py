@@ -158,11 +158,6 @@ class Recorder:
         else:
             self._register(family)
 
-    @property
-    def exposed(self) -> frozenset[str]:
-        """Names (as in the catalog) of the families in the registry."""
-        return frozenset(name for name, family in self.families.items() if family.registered)
-
     def add_refresher(self, refresh: Callable[[], None]) -> None:
         """Run ``refresh`` before every scrape this worker answers (multiprocess mode)."""
         with self._register_lock:
