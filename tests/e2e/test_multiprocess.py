@@ -125,9 +125,10 @@ class Server:
 
 @contextmanager
 def running(server: str, directory: Path, tmp_path: Path, script: str | None = None, *,
-            app: str = APP, cwd: Path = ROOT, probe: str = "/work") -> Iterator[Server]:
+            app: str = APP, cwd: Path = ROOT) -> Iterator[Server]:
     """Start ``server`` with its documented commands (or ``script``) in a session of its own,
-    serving ``app`` from ``cwd``; up once ``probe`` answers 200."""
+    serving ``app`` from ``cwd``; up once its metrics endpoint answers, which is not measured
+    (a probe that timed out on a busy machine may still reach the app later)."""
     require(server)
     if server == "gunicorn":
         require("uvicorn_worker")
@@ -143,7 +144,7 @@ def running(server: str, directory: Path, tmp_path: Path, script: str | None = N
                                    stderr=subprocess.STDOUT, start_new_session=True)
     running_server = Server(f"http://127.0.0.1:{port}", port, process, log)
     try:
-        wait_until(lambda: _answers(running_server, probe), timeout=60)
+        wait_until(lambda: _answers(running_server), timeout=60)
         yield running_server
     finally:
         running_server.release()
@@ -155,11 +156,11 @@ def running(server: str, directory: Path, tmp_path: Path, script: str | None = N
             process.wait(30)
 
 
-def _answers(server: Server, probe: str) -> bool:
+def _answers(server: Server) -> bool:
     if server.process.poll() is not None:
         raise AssertionError(f"server exited: {server.log.read_text()}")
     try:
-        return httpx.get(f"{server.url}{probe}", timeout=2).status_code == 200
+        return httpx.get(f"{server.url}/metrics", timeout=2).status_code == 200
     except httpx.HTTPError:
         return False
 
@@ -200,7 +201,7 @@ def test_workers_merge_and_a_killed_worker_leaves_the_live_gauges(
         server_name: str, tmp_path: Path) -> None:
     with running(server_name, tmp_path / "metrics", tmp_path) as server:
         work = spread(server)
-        requests = sum(work.values()) + 1  # and the one that found the server up
+        requests = sum(work.values())
         assert server.total("http_server_request_duration_seconds_count",
                             http_route="/work") == requests
 
@@ -247,13 +248,13 @@ def test_a_previous_runs_files_are_cleared_or_reported(variant: str, tmp_path: P
         script = script.replace(emptying, "")
     directory = tmp_path / "metrics"
     with running(server_name, directory, tmp_path / "first", script) as first:
-        earlier = sum(spread(first).values()) + 1
+        earlier = sum(spread(first).values())
     assert WARNING not in first.log.read_text()
     age(directory, 60)
     assert list(directory.glob("histogram_*.db"))
 
     with running(server_name, directory, tmp_path / "second", script) as second:
-        now = sum(spread(second).values()) + 1
+        now = sum(spread(second).values())
         count = second.total("http_server_request_duration_seconds_count", http_route="/work")
         log = second.log.read_text()
     if variant == "uvicorn without emptying":
@@ -272,8 +273,8 @@ def test_django_under_gunicorn(tmp_path: Path) -> None:
     require("django")
     directory = tmp_path / "metrics"
     with running("gunicorn", directory, tmp_path, app="mysite.asgi:application",
-                 cwd=ROOT / "examples" / "django_project", probe="/items/") as server:
-        requests = 1  # the probe
+                 cwd=ROOT / "examples" / "django_project") as server:
+        requests = 0
 
         def writers() -> set[str]:
             return {file.name.rpartition("_")[2] for file in directory.glob("histogram_*.db")}
