@@ -20,6 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from asgi_mcp_metrics import BackendMonitor, instrument_acl, instrument_tool
 from asgi_mcp_metrics.catalog import METRICS
 from asgi_mcp_metrics.llm import LLMMetrics
+from asgi_mcp_metrics.mcp_sdk import MetricsServerMiddleware
 from asgi_mcp_metrics.starlette import instrument
 
 from ..promtool import check_metrics
@@ -119,8 +120,10 @@ def test_each_in_code_feature_adds_exactly_its_families(registry: CollectorRegis
 
         search("x")
         lists(layer("tool"))
+        MetricsServerMiddleware(registry=registry)
+        lists(layer("mcp"))
         assert expected == layer("http") | INFO | layer("acl") | layer("backend") | \
-            layer("llm") | layer("tool")
+            layer("llm") | layer("tool") | layer("mcp")
 
 
 mcp_sdk = pytest.importorskip("mcp", reason="the mcp SDK is not installed")
