@@ -83,6 +83,7 @@ class MetricsMiddleware:
         self.app = app
         self.settings = settings
         self.recorder: Recorder = get_recorder(registry, settings)
+        self.recorder.enable("http")
         exact = {settings.metrics_path}
         prefixes = []
         for path in settings.exclude_paths:
@@ -119,6 +120,10 @@ class MetricsMiddleware:
         kind = scope["type"]
         if kind == "http":
             path = scope["path"]
+            root_path = scope.get("root_path")
+            if root_path and path.startswith(root_path):
+                # Paths are excluded as the app routes them: behind a proxy prefix too.
+                path = path[len(root_path):]
             if (path in self._excluded or scope["method"] in self._excluded_methods
                     or (self._excluded_prefixes and path.startswith(self._excluded_prefixes))):
                 await self.app(scope, receive, send)
