@@ -160,6 +160,16 @@ def test_wsgi_request_body_size_comes_from_content_length(metrics: CollectorRegi
     assert value(metrics, RESPONSE_SIZE, http_request_method="POST", http_route="/upload") == 300
 
 
+def test_wsgi_request_body_size_is_the_declared_length_however_large(
+        metrics: CollectorRegistry) -> None:
+    # The length is recorded as a number: nothing of that size is built or replayed.
+    declared = 5 * (1 << 30)
+    assert Client().get("/items/7", CONTENT_LENGTH=str(declared)).status_code == 200
+    assert value(metrics, REQUEST_SIZE, http_request_method="GET",
+                 http_route="/items/{id}") == declared
+    assert requests(metrics, "/items/{id}") == 1
+
+
 def test_wsgi_server_error_is_recorded_as_500(metrics: CollectorRegistry) -> None:
     response = Client(raise_request_exception=False).get("/boom")
     assert response.status_code == 500
