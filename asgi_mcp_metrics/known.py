@@ -1,25 +1,7 @@
-"""Tool names the code has declared (through ``instrument_tool``), process-wide.
-
-Decorators run at import time, before any registry or recorder exists, so the names they
-declare are kept here; every recorder treats them as known label values.
-"""
+"""Former name of :mod:`asgi_mcp_metrics.declared_tools`, kept because the docs named it."""
 
 from __future__ import annotations
 
-import threading
+from .declared_tools import declare_tool, is_declared_tool
 
-_known_tools: set[str] = set()
-_lock = threading.Lock()
-#: Declared names are written by code, not by clients, but a loop that decorates on the fly
-#: must not grow this without limit either.
-MAX_DECLARED_TOOLS = 10_000
-
-
-def declare_tool(name: str) -> None:
-    with _lock:
-        if len(_known_tools) < MAX_DECLARED_TOOLS:
-            _known_tools.add(name)
-
-
-def is_declared_tool(name: str) -> bool:
-    return name in _known_tools
+__all__ = ["declare_tool", "is_declared_tool"]

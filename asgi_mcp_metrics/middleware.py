@@ -14,11 +14,11 @@ from typing import Any, Protocol
 
 from prometheus_client import CollectorRegistry
 
-from .audit import reset_traceparent, set_traceparent, traceparent_from_scope
 from .config import Settings
 from .http_record import HttpMetrics, HttpRecord
 from .identity import publish_request, reset_identity
 from .recorder import Recorder, get_recorder
+from .trace_context import reset_traceparent, set_traceparent, traceparent_from_scope
 from .types import ASGIApp, Message, Receive, Scope, Send
 
 #: Set on every scope the middleware measures, so inner layers (the Django middleware, the

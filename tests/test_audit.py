@@ -10,13 +10,12 @@ import pytest
 from opentelemetry import trace
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 
-from asgi_mcp_metrics.audit import (
-    audit_line,
+from asgi_mcp_metrics.audit import audit_line, write_audit_line
+from asgi_mcp_metrics.trace_context import (
     current_trace_id,
     trace_id_of,
     traceparent_from_scope,
     use_traceparent,
-    write_audit_line,
 )
 from tests.asgi import http_scope
 
@@ -89,3 +88,15 @@ def test_not_formatted_when_the_logger_is_off(caplog: pytest.LogCaptureFixture) 
         write_audit_line("my.audit", tool="t", backend="b", identity="i", outcome="ok",
                          duration_seconds=0.5)
     assert caplog.records == []
+
+
+def test_documented_former_import_paths_still_work() -> None:
+    from asgi_mcp_metrics import audit, declared_tools, known, mcp_sdk, sdk_adapter, trace_context
+
+    assert audit.use_traceparent is trace_context.use_traceparent
+    assert known.declare_tool is declared_tools.declare_tool
+    assert known.is_declared_tool is declared_tools.is_declared_tool
+    assert mcp_sdk.MetricsServerMiddleware is sdk_adapter.MetricsServerMiddleware
+    assert mcp_sdk.instrument_client_session is sdk_adapter.instrument_client_session
+    known.declare_tool("declared_through_the_former_path")
+    assert declared_tools.is_declared_tool("declared_through_the_former_path")

@@ -18,15 +18,15 @@ from prometheus_client import CollectorRegistry
 from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
 
-from asgi_mcp_metrics.audit import current_trace_id
 from asgi_mcp_metrics.config import Settings
 from asgi_mcp_metrics.decorators import instrument_tool
 from asgi_mcp_metrics.identity import current_identity, use_identity
-from asgi_mcp_metrics.mcp_sdk import (
+from asgi_mcp_metrics.sdk_adapter import (
     OBSERVED_KEY,
     MetricsServerMiddleware,
     instrument_client_session,
 )
+from asgi_mcp_metrics.trace_context import current_trace_id
 from tests.asgi import http_scope, total, value
 from tests.helpers import client_operations
 

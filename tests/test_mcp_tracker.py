@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
-from asgi_mcp_metrics import MetricsMiddleware, known
+from asgi_mcp_metrics import MetricsMiddleware, declared_tools
 from asgi_mcp_metrics.mcp.exchange import McpExchange
 from asgi_mcp_metrics.mcp.tracker import McpTracker
 from asgi_mcp_metrics.mcp.vocabulary import is_modern, rejection_reason
@@ -48,7 +48,7 @@ SSE_TYPE = (b"content-type", b"text/event-stream")
 @pytest.fixture(autouse=True)
 def _no_declared_tools(monkeypatch: pytest.MonkeyPatch) -> None:
     """Declared tool names are process-wide; every test starts without any."""
-    monkeypatch.setattr(known, "_known_tools", set())
+    monkeypatch.setattr(declared_tools, "_declared_tools", set())
 
 
 # -- JSON-RPC and SSE on the wire ------------------------------------------------------------------
@@ -1241,7 +1241,7 @@ async def test_mode_headers_only(registry: CollectorRegistry) -> None:
     assert total(registry, REQUESTS, transport=STREAMABLE) == 1
     # Modern-era requests name themselves; no tools/list was read, so the name is _OTHER.
     assert tool_calls(registry, "_OTHER", "ok") == 1
-    known.declare_tool("add")
+    declared_tools.declare_tool("add")
     await post(mw, dumps(request("tools/call", 4, name="add")), version=MODERN,
                extra=modern_headers("tools/call", b"add"))
     assert operations(registry, "tools/call", tool="add", version=MODERN) == 1
@@ -1343,7 +1343,7 @@ async def test_tool_name_cap_and_declared_tools(registry: CollectorRegistry) -> 
     assert tool_calls(registry, "c", "ok") == 0
     assert tool_calls(registry, "_OTHER", "ok") == 1
     # A declared tool is a label, and its decorator (not the wire) counts its calls.
-    known.declare_tool("declared")
+    declared_tools.declare_tool("declared")
     await post(mw, dumps(request("tools/call", 9, name="declared")))
     assert operations(registry, "tools/call", tool="_OTHER") == 2
     assert total(registry, TOOL_CALLS) == 3

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
-from ..known import is_declared_tool
+from ..declared_tools import is_declared_tool
 from .vocabulary import OTHER, error_code_label
 
 if TYPE_CHECKING:
