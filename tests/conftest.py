@@ -54,3 +54,6 @@ def _no_config_from_environment(monkeypatch: pytest.MonkeyPatch,
         if key.startswith("ASGI_MCP_METRICS_"):
             monkeypatch.delenv(key)
     monkeypatch.chdir(tmp_path_factory.mktemp("cwd"))
+
+
+pytest_plugins = ["pytester", "tests.e2e_marker"]

@@ -89,14 +89,3 @@ def test_not_formatted_when_the_logger_is_off(caplog: pytest.LogCaptureFixture) 
                          duration_seconds=0.5)
     assert caplog.records == []
 
-
-def test_documented_former_import_paths_still_work() -> None:
-    from asgi_mcp_metrics import audit, declared_tools, known, mcp_sdk, sdk_adapter, trace_context
-
-    assert audit.use_traceparent is trace_context.use_traceparent
-    assert known.declare_tool is declared_tools.declare_tool
-    assert known.is_declared_tool is declared_tools.is_declared_tool
-    assert mcp_sdk.MetricsServerMiddleware is sdk_adapter.MetricsServerMiddleware
-    assert mcp_sdk.instrument_client_session is sdk_adapter.instrument_client_session
-    known.declare_tool("declared_through_the_former_path")
-    assert declared_tools.is_declared_tool("declared_through_the_former_path")

@@ -177,6 +177,11 @@ async def test_observed_by_the_http_middleware_records_nothing(
                      returning({"content": []}))
     assert total(registry, "mcp_server_requests_total") == 0
     assert total(registry, "mcp_tool_calls_total") == 0
+    # The positive control: the same call on a request nobody measured is recorded.
+    await middleware(context("tools/call", {"name": "x"}, request=http_request()),
+                     returning({"content": []}))
+    assert total(registry, "mcp_server_requests_total") == 1
+    assert total(registry, "mcp_tool_calls_total") == 1
 
 
 async def test_publishes_identity_and_trace_context(registry: CollectorRegistry) -> None:
