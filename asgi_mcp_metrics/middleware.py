@@ -95,7 +95,12 @@ class MetricsMiddleware:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
         if kind == "http":
-            if self.http.excluded(scope["method"], scope["path"]):
+            path = scope["path"]
+            root_path = scope.get("root_path")
+            if root_path and path.startswith(root_path):
+                # Paths are excluded as the app routes them: behind a proxy prefix too.
+                path = path[len(root_path):]
+            if self.http.excluded(scope["method"], path):
                 await self.app(scope, receive, send)
                 return
             await _Exchange(self, scope).run(receive, send)
