@@ -42,7 +42,7 @@ from .backends import BackendMonitor
 from .config import Settings
 from .declared_tools import is_declared_tool
 from .identity import current_identity, reset_identity, resolve_identity, set_identity
-from .mcp.vocabulary import error_code_label, method_label, version_label
+from .mcp.wire.vocabulary import error_code_label, method_label, version_label
 from .recorder import Recorder
 from .trace_context import reset_traceparent, set_traceparent, traceparent_from_scope
 

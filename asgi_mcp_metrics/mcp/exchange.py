@@ -12,15 +12,6 @@ from asyncio import CancelledError
 from collections.abc import MutableMapping, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
-from .headers import McpHeaders
-from .jsonrpc import (
-    INVALID_EMPTY,
-    INVALID_JSON,
-    INVALID_NOT_AN_OBJECT,
-    INVALID_NOT_JSONRPC,
-    INVALID_TOO_DEEP,
-    INVALID_UTF8,
-)
 from .operations import (
     CANCELLED,
     CLIENT_DISCONNECT,
@@ -33,7 +24,16 @@ from .operations import (
 )
 from .request import STREAMABLE, McpRequest
 from .response import McpResponse
-from .vocabulary import METHOD_NOT_FOUND, PROTOCOL_VERSIONS, rejection_reason
+from .wire.headers import McpHeaders
+from .wire.jsonrpc import (
+    INVALID_EMPTY,
+    INVALID_JSON,
+    INVALID_NOT_AN_OBJECT,
+    INVALID_NOT_JSONRPC,
+    INVALID_TOO_DEEP,
+    INVALID_UTF8,
+)
+from .wire.vocabulary import METHOD_NOT_FOUND, PROTOCOL_VERSIONS, rejection_reason
 
 if TYPE_CHECKING:
     from .tracker import McpTracker

@@ -12,11 +12,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
 from ..declared_tools import is_declared_tool
-from .vocabulary import OTHER, error_code_label
+from .wire.vocabulary import OTHER, error_code_label
 
 if TYPE_CHECKING:
     from ..recorder import Recorder
-    from .jsonrpc import IdKey, Message
+    from .wire.jsonrpc import IdKey, Message
 
 OPERATION: Final = "mcp_server_operation_duration_seconds"
 TOOL_CALLS: Final = "mcp_tool_calls_total"

@@ -13,11 +13,11 @@ from time import perf_counter
 from typing import TYPE_CHECKING, Any, Final
 
 from ..identity import identity_label
-from .body import BoundedBuffer
-from .headers import McpHeaders, session_id_from_query
-from .jsonrpc import IdKey, Parsed, parse_messages
 from .operations import TOOL_CALLS, Operation
-from .vocabulary import is_modern, method_label, version_label
+from .wire.body import BoundedBuffer
+from .wire.headers import McpHeaders, session_id_from_query
+from .wire.jsonrpc import IdKey, Parsed, parse_messages
+from .wire.vocabulary import is_modern, method_label, version_label
 
 if TYPE_CHECKING:
     from .tracker import McpTracker

@@ -13,12 +13,12 @@ from collections.abc import Sequence
 from time import perf_counter
 from typing import TYPE_CHECKING, Final
 
-from .body import BoundedBuffer
-from .jsonrpc import IdKey, Message, Parsed, parse_messages
 from .operations import outcome_of
 from .request import LEGACY
-from .sse import SSEEvent, SSEParser, legacy_endpoint
-from .vocabulary import method_label, version_label
+from .wire.body import BoundedBuffer
+from .wire.jsonrpc import IdKey, Message, Parsed, parse_messages
+from .wire.sse import SSEEvent, SSEParser, legacy_endpoint
+from .wire.vocabulary import method_label, version_label
 
 if TYPE_CHECKING:
     from .request import McpRequest

@@ -20,8 +20,8 @@ from .operations import CANCELLED
 
 if TYPE_CHECKING:
     from ..recorder import Recorder
-    from .jsonrpc import IdKey
     from .operations import Operation, Operations
+    from .wire.jsonrpc import IdKey
 
 #: Sessions tracked at most; past that new sessions are not tracked (and that is counted).
 MAX_SESSIONS: Final = 100_000

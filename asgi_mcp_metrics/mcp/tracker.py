@@ -26,9 +26,9 @@ from typing import TYPE_CHECKING, Any
 
 from .endpoints import Endpoints
 from .exchange import McpExchange
-from .headers import mcp_request_headers
 from .operations import Operation, Operations
 from .sessions import Sessions
+from .wire.headers import mcp_request_headers
 
 if TYPE_CHECKING:
     from ..config import Settings

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry
 
-from asgi_mcp_metrics.mcp.vocabulary import is_modern, rejection_reason
+from asgi_mcp_metrics.mcp.wire.vocabulary import is_modern, rejection_reason
 from tests.asgi import total, value
 from tests.mcp.wire_server import (
     PARSE_LIMITS,

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from asgi_mcp_metrics.mcp.sse import LegacyEndpoint, SSEEvent, SSEParser, legacy_endpoint
+from asgi_mcp_metrics.mcp.wire.sse import LegacyEndpoint, SSEEvent, SSEParser, legacy_endpoint
 
 MAX = 1 << 20
 
