@@ -121,9 +121,9 @@ async def test_tool_name_cap_and_declared_tools(registry: CollectorRegistry) -> 
     mw = instrument(registry, FakeServer(handler), max_tool_names=2)
     # A tools list in the answer to anything but tools/list teaches nothing.
     await post(mw, dumps(request("ping", 0)))
-    assert tracker_of(mw).recorder.learned_tools == set()
+    assert mw.recorder.learned_tools == set()
     await post(mw, dumps(request("tools/list", 1)))
-    assert tracker_of(mw).recorder.learned_tools == {"a", "b", "c", "x"}
+    assert mw.recorder.learned_tools == {"a", "b", "c", "x"}
     for i, name in enumerate("abc", 2):
         await post(mw, dumps(request("tools/call", i, name=name)))
     assert tool_calls(registry, "a", "ok") == 1

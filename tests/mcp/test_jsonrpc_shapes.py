@@ -43,7 +43,6 @@ from tests.mcp.wire_server import (
     requests_of,
     result,
     sse_reply,
-    tracker_of,
 )
 
 pytestmark = pytest.mark.anyio
@@ -93,7 +92,7 @@ async def test_batch_of_1000_rejected(registry: CollectorRegistry,
     assert total(registry, OPERATION + "_count") == 0
     assert total(registry, TOOL_CALLS) == 0
     # No tool name of the batch became a label (and none was even admitted to the guard).
-    assert tracker_of(mw).recorder.tool_names.admitted == set()
+    assert mw.recorder.tool_names.admitted == set()
     assert_idle(registry, mw)
     assert_released(exchanges)
 

@@ -251,7 +251,7 @@ def assert_released(exchanges: list[McpExchange]) -> None:
 
 
 async def handshake_tools(mw: MetricsMiddleware) -> None:
-    tracker_of(mw).recorder.learn_tools(["add", "boom"])
+    mw.recorder.learn_tools(["add", "boom"])
 
 
 class LegacyServer:
