@@ -60,3 +60,86 @@ def test_the_test_extra_lists_every_distribution_the_tests_import() -> None:
     # The check sees what it must: opentelemetry is imported by the tests and listed.
     assert "opentelemetry" in third_party
     assert "opentelemetry-api" in declared
+
+
+PACKAGE = ROOT / "asgi_mcp_metrics"
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def import_graph() -> dict[str, set[str]]:
+    """Which package modules each package module imports: every import statement in the source,
+    those under ``if TYPE_CHECKING:`` and inside functions included."""
+    modules = {module_name(path): path for path in PACKAGE.rglob("*.py")}
+    graph: dict[str, set[str]] = {name: set() for name in modules}
+    for name, path in modules.items():
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            targets: list[str] = []
+            if isinstance(node, ast.Import):
+                targets = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    anchor = package.split(".")[:len(package.split(".")) - node.level + 1]
+                    base = ".".join([*anchor, base] if base else anchor)
+                # ``from package import module`` imports the module itself.
+                targets = [f"{base}.{alias.name}" if f"{base}.{alias.name}" in modules
+                           else base for alias in node.names]
+            graph[name].update(target for target in targets
+                               if target in modules and target != name)
+    return graph
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    visiting: list[str] = []
+    done: set[str] = set()
+
+    def visit(node: str) -> list[str] | None:
+        if node in visiting:
+            return [*visiting[visiting.index(node):], node]
+        if node in done:
+            return None
+        visiting.append(node)
+        for target in sorted(graph[node]):
+            cycle = visit(target)
+            if cycle is not None:
+                return cycle
+        visiting.pop()
+        done.add(node)
+        return None
+
+    for start in sorted(graph):
+        cycle = visit(start)
+        if cycle is not None:
+            return cycle
+    return None
+
+
+def test_the_package_has_no_import_cycle() -> None:
+    graph = import_graph()
+    assert find_cycle(graph) is None
+    # The graph is real: it sees a TYPE_CHECKING-only import and a relative one.
+    assert "asgi_mcp_metrics.mcp.recording" in graph["asgi_mcp_metrics.mcp.sessions"]
+    assert "asgi_mcp_metrics.mcp.exchange" in graph["asgi_mcp_metrics.mcp.tracker"]
+
+
+def test_the_cycle_finder_finds_a_cycle() -> None:
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert find_cycle({"a": {"b"}, "b": set()}) is None
+
+
+def test_the_wire_layer_imports_nothing_outside_itself() -> None:
+    wire = "asgi_mcp_metrics.mcp.wire"
+    graph = import_graph()
+    outside = {name: sorted(target for target in targets if not target.startswith(wire))
+               for name, targets in graph.items() if name.startswith(wire)}
+    assert outside == {name: [] for name in outside}
+    assert len(outside) == 6  # the package and its five modules
+    third_party = imported_modules(sorted((PACKAGE / "mcp" / "wire").rglob("*.py")))
+    assert third_party <= set(sys.stdlib_module_names) | {"asgi_mcp_metrics"}
