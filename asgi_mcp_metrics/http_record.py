@@ -77,7 +77,7 @@ class HttpMetrics:
 class HttpRecord:
     """One request (or stream) from its start to its end, and what has been seen of it."""
 
-    __slots__ = ("active", "disconnected", "ended", "http", "method", "request_bytes",
+    __slots__ = ("aborted", "active", "disconnected", "ended", "http", "method", "request_bytes",
                  "response_bytes", "root_path", "route", "scope", "started", "status",
                  "stream_kind")
 
@@ -91,6 +91,7 @@ class HttpRecord:
         self.response_bytes = 0
         self.ended = 0.0
         self.disconnected = False
+        self.aborted = False  # the client left before the response started
         self.stream_kind: str | None = None
         self.route = ""  # known once the response starts as a stream
         self.method = "_OTHER"
@@ -149,6 +150,7 @@ class HttpRecord:
         if self.ended or self.disconnected:
             return False
         self.disconnected = True
+        self.aborted = not self.status
         return True
 
     def finish(self, error: BaseException | None) -> float:
@@ -194,14 +196,16 @@ class HttpRecord:
     def _outcome(self, error: BaseException | None) -> tuple[str, str]:
         """``(http_response_status_code, error_type)`` of a finished request."""
         status = self.status
+        if self.aborted or (not status and isinstance(error, asyncio.CancelledError)):
+            # The client left before any response: nginx's 499, and a reason that says so.
+            # Whatever the app sends afterwards reaches nobody; the mcp SDK, for one, answers a
+            # body cut short with a 500, which is no server error.
+            return "499", CLIENT_DISCONNECT
         if status:
             text = _STATUS_TEXT.get(status) or str(status)
             if error is not None and not self.ended:
                 return text, _error_name(error, self.disconnected)
             return text, (text if status >= 500 else "")
-        if self.disconnected or isinstance(error, asyncio.CancelledError):
-            # The client left before any response: nginx's 499, and a reason that says so.
-            return "499", CLIENT_DISCONNECT
         if error is not None:
             return "500", _error_name(error, False)
         return "500", "no_response"
