@@ -61,8 +61,10 @@ class HttpMetrics:
 
     def excluded(self, method: str, path: str) -> bool:
         """Requests the settings leave unmeasured (the metrics path among them)."""
-        return (path in self.excluded_paths or method in self.excluded_methods
-                or bool(self.excluded_prefixes and path.startswith(self.excluded_prefixes)))
+        if path in self.excluded_paths or method in self.excluded_methods:
+            return True
+        prefixes = self.excluded_prefixes
+        return path.startswith(prefixes) if prefixes else False
 
     def stream_kind(self, headers: Sequence[tuple[bytes, bytes]]) -> str | None:
         """``sse`` when the response's content type is one of ``stream_content_types``."""

@@ -206,7 +206,8 @@ class _Exchange(HttpRecord):
                             refined = observer.stream_kind
                             if refined is not None:
                                 self.refine_stream(refined)
-                self.response_body(len(body))
+                if body:
+                    self.response_body(len(body))
             elif kind == "http.response.start":
                 self._start(message)
             elif kind in _FINAL_EXTENSIONS:

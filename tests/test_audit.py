@@ -10,8 +10,6 @@ import pytest
 
 from asgi_mcp_metrics.audit import audit_line, write_audit_line
 
-TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
-
 
 def test_line_fields_and_order() -> None:
     when = datetime(2026, 3, 11, 12, 23, 45, 123456, tzinfo=timezone(timedelta(hours=2)))
