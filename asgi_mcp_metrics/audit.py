@@ -18,10 +18,9 @@ import json
 import logging
 from datetime import datetime, timezone
 
-from .trace_context import current_trace_id, use_traceparent
+from .trace_context import current_trace_id
 
-# ``use_traceparent`` is documented here too; it lives in :mod:`.trace_context`.
-__all__ = ["audit_line", "use_traceparent", "write_audit_line"]
+__all__ = ["audit_line", "write_audit_line"]
 
 def audit_line(*, tool: str, backend: str, identity: str | None, outcome: str,
                duration_seconds: float, now: datetime | None = None,

@@ -16,18 +16,6 @@ else:  # pragma: no cover - Python 3.10
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_documented_former_import_paths_still_work() -> None:
-    from asgi_mcp_metrics import audit, declared_tools, known, mcp_sdk, sdk_adapter, trace_context
-
-    assert audit.use_traceparent is trace_context.use_traceparent
-    assert known.declare_tool is declared_tools.declare_tool
-    assert known.is_declared_tool is declared_tools.is_declared_tool
-    assert mcp_sdk.MetricsServerMiddleware is sdk_adapter.MetricsServerMiddleware
-    assert mcp_sdk.instrument_client_session is sdk_adapter.instrument_client_session
-    known.declare_tool("declared_through_the_former_path")
-    assert declared_tools.is_declared_tool("declared_through_the_former_path")
-
-
 def imported_modules(paths: list[Path]) -> set[str]:
     """Top-level modules imported anywhere in ``paths`` (absolute imports only)."""
     modules: set[str] = set()
