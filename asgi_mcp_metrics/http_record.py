@@ -38,6 +38,7 @@ class HttpMetrics:
 
     def __init__(self, recorder: Recorder, settings: Settings) -> None:
         self.recorder = recorder
+        recorder.enable("http")
         exact = {settings.metrics_path}
         prefixes = []
         for path in settings.exclude_paths:
