@@ -25,12 +25,12 @@ from time import perf_counter
 from typing import TYPE_CHECKING, Final
 
 from .operations import CANCELLED
-from .request import STREAMABLE
+from .wire.vocabulary import STREAMABLE
 
 if TYPE_CHECKING:
-    from ..recorder import Recorder
-    from .jsonrpc import IdKey
-    from .operations import Operation, Operations
+    from .operations import Operation
+    from .recording import McpRecording
+    from .wire.jsonrpc import IdKey
 
 #: Sessions tracked at most; past that new sessions are not tracked (and that is counted).
 MAX_SESSIONS: Final = 100_000
@@ -59,10 +59,8 @@ class Session:
 class Sessions:
     """Live sessions of one middleware instance."""
 
-    def __init__(self, recorder: Recorder, operations: Operations,
-                 idle_timeout: float = 0.0) -> None:
-        self.recorder = recorder
-        self.operations = operations
+    def __init__(self, recording: McpRecording, idle_timeout: float = 0.0) -> None:
+        self.recording = recording
         self.live: dict[str, Session] = {}
         #: 0: sessions are never ended for being idle.
         self.idle_timeout = idle_timeout
@@ -72,22 +70,16 @@ class Sessions:
         self.early: dict[str, int] = {}
         self._wake: asyncio.TimerHandle | None = None
         self._wake_loop: asyncio.AbstractEventLoop | None = None
-        self._active = recorder["mcp_server_sessions_active"]
-        self._started = recorder["mcp_server_sessions_started_total"]
-        self._ended = recorder["mcp_server_sessions_ended_total"]
-        self._duration = recorder["mcp_server_session_duration_seconds"]
-        self._not_found = recorder["mcp_server_session_not_found_total"]
 
     def start(self, session_id: str, transport: str, started: float) -> None:
         if session_id in self.live:
             return
         if len(self.live) >= MAX_SESSIONS:
-            self.recorder.parse_limits.labels("sessions", "too_many").inc()
+            self.recording.parse_limit("sessions", "too_many")
             return
         session = self.live[session_id] = Session(session_id, started, transport,
                                                   in_flight=self.early.pop(session_id, 0))
-        self._active.labels(transport).inc()
-        self._started.labels(transport).inc()
+        self.recording.session_started(transport)
         if not session.in_flight:
             self._idle_from(session, perf_counter())
 
@@ -97,18 +89,16 @@ class Sessions:
             return
         self.idle.pop(session_id, None)
         ended = perf_counter() if ended is None else ended
-        self._active.labels(session.transport).dec()
-        self._ended.labels(session.transport, reason).inc()
-        self._duration.labels(session.transport, reason).observe(ended - session.started)
+        self.recording.session_ended(session.transport, reason, ended - session.started)
         for operation in session.open.values():
             operation.session = None
             if operation.on_stream:
                 # Its answer would have come on this session's stream; it never will.
-                self.operations.record(operation, CANCELLED, reason, ended)
+                self.recording.operation(operation, CANCELLED, reason, ended)
         session.open.clear()
 
     def not_found(self, session_id: str, transport: str) -> None:
-        self._not_found.labels(transport).inc()
+        self.recording.session_not_found(transport)
         self.end(session_id, "not_found")
 
     def negotiated(self, session_id: str, version: str) -> None:
@@ -128,7 +118,7 @@ class Sessions:
         previous = open_operations.get(operation.id_key)
         if previous is None:
             if len(open_operations) >= MAX_OPEN_PER_SESSION:
-                self.recorder.parse_limits.labels("pending_requests", "too_many").inc()
+                self.recording.parse_limit("pending_requests", "too_many")
                 return False
         else:
             previous.session = None
@@ -136,11 +126,16 @@ class Sessions:
                 # The id is reused while the first request is still waiting: the answers
                 # cannot be told apart, so the first one is given up rather than guessed.
                 previous.settled = True
-                self.recorder.parse_limits.labels("request_body", "duplicate_id").inc()
+                self.recording.parse_limit("request_body", "duplicate_id")
         operation.session = session_id
         operation.on_stream = on_stream
         open_operations[operation.id_key] = operation
         return True
+
+    def settle(self, operation: Operation, outcome: str, error_type: str, ended: float) -> None:
+        """``operation`` got no answer here: forget it, and record how it ended."""
+        self.release(operation)
+        self.recording.operation(operation, outcome, error_type, ended)
 
     def release(self, operation: Operation) -> None:
         """``operation`` is settled (or answered elsewhere): forget it."""
@@ -176,7 +171,7 @@ class Sessions:
         operation = session.open.pop(id_key, None)
         if operation is not None:
             operation.session = None
-            self.operations.record(operation, CANCELLED, "cancelled", ended)
+            self.recording.operation(operation, CANCELLED, "cancelled", ended)
 
     def enter(self, session_id: str) -> None:
         """An exchange on the session begins: until it ends, the session is not idle."""
@@ -226,7 +221,7 @@ class Sessions:
             if session is not None:
                 self._schedule(session.last_active + self.idle_timeout - perf_counter())
         except Exception:
-            self.recorder.internal_error("session_sweep")
+            self.recording.recorder.internal_error("session_sweep")
 
     def _schedule(self, delay: float) -> None:
         """One timer for all sessions, on the loop the traffic runs on."""

@@ -8,6 +8,7 @@ import time
 from collections.abc import AsyncIterator
 
 import httpx
+import pytest
 from prometheus_client import CollectorRegistry
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -19,6 +20,8 @@ from asgi_mcp_metrics.starlette import instrument
 from ..asgi import total, value
 from ..promtool import check_metrics
 from .servers import serve
+
+pytestmark = pytest.mark.e2e
 
 DURATION = "http_server_request_duration_seconds"
 

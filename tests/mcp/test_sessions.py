@@ -7,19 +7,17 @@ from prometheus_client import CollectorRegistry
 from asgi_mcp_metrics.catalog import BY_NAME
 from asgi_mcp_metrics.config import Settings
 from asgi_mcp_metrics.mcp import sessions as sessions_module
-from asgi_mcp_metrics.mcp.operations import Operations
+from asgi_mcp_metrics.mcp.recording import McpRecording
 from asgi_mcp_metrics.mcp.sessions import IDLE_TIMEOUT, Sessions
-from asgi_mcp_metrics.mcp.vocabulary import SESSION_END_REASONS
+from asgi_mcp_metrics.mcp.wire.vocabulary import SESSION_END_REASONS
 from asgi_mcp_metrics.recorder import get_recorder
-
-from .asgi import total, value
+from tests.asgi import total, value
 
 STREAMABLE = "streamable_http"
 
 
 def make(registry: CollectorRegistry, timeout: float = 10.0) -> Sessions:
-    recorder = get_recorder(registry, Settings())
-    return Sessions(recorder, Operations(recorder), timeout)
+    return Sessions(McpRecording(get_recorder(registry, Settings())), timeout)
 
 
 def ended(registry: CollectorRegistry, reason: str = IDLE_TIMEOUT) -> float:

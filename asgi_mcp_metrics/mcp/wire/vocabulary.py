@@ -57,6 +57,10 @@ _CODE_REASONS: Final = {
 }
 
 # Generic JSON-RPC codes: used only when nothing more specific is known.
+#: The ``transport`` label: Streamable HTTP, or the legacy HTTP+SSE transport.
+STREAMABLE: Final = "streamable_http"
+LEGACY: Final = "sse"
+
 #: Why a session ended: the ``end_reason`` of ``mcp_server_sessions_ended_total``.
 SESSION_END_REASONS: Final = ("client_delete", "client_disconnect", "not_found", "idle_timeout",
                               "shutdown", "error")
