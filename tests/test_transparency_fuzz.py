@@ -144,6 +144,29 @@ http_cases = st.builds(
     path=st.sampled_from(["/mcp", "/mcp", "/sse", "/messages/", "/api", "/metrics"]),
     headers=request_headers, body=chunked, program=http_programs(), **clients)
 
+@st.composite
+def mcp_cases(draw: st.DrawFn) -> Case:
+    """A coherent MCP exchange: a JSON-RPC post read to its end, its answer as JSON or as SSE
+    frames (with a session id), then the same hazards: an exception, a vanishing client."""
+    index = draw(st.integers(0, len(MCP_REQUESTS) - 1))
+    body = split(json.dumps(MCP_REQUESTS[index]).encode(), draw(st.lists(st.integers(0, 200),
+                                                                         max_size=3)))
+    streamed = draw(st.booleans())
+    answer = MCP_ANSWERS[min(index, len(MCP_ANSWERS) - 1)]
+    payload = sse(answer) if streamed else json.dumps(answer).encode()
+    headers = [(b"content-type", b"text/event-stream" if streamed else b"application/json"),
+               (b"mcp-session-id", b"s1")]
+    program: list[tuple[Any, ...]] = [("receive",)] * len(body)
+    program.append(("start", 200, headers))
+    pieces = split(payload, draw(st.lists(st.integers(0, 200), max_size=2)))
+    program.extend(("body", piece, i < len(pieces) - 1) for i, piece in enumerate(pieces))
+    if draw(st.integers(0, 3)) == 0:
+        program.insert(draw(st.integers(0, len(program))), draw(raise_step))
+    return Case("http", "POST", "/mcp", [(b"content-type", b"application/json"),
+                                         (b"accept", b"application/json, text/event-stream")],
+                body, program, **{name: draw(strategy) for name, strategy in clients.items()})
+
+
 ws_step = st.one_of(
     st.just(("receive",)),
     st.builds(lambda sub: ("accept", sub), st.sampled_from([None, "mcp"])),
@@ -320,7 +343,7 @@ def test_the_middleware_changes_nothing_for_generated_apps() -> None:
 
     @settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
               suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-    @given(st.one_of(http_cases, http_cases, http_cases, ws_cases))
+    @given(st.one_of(http_cases, http_cases, mcp_cases(), ws_cases))
     def check(case: Case) -> None:
         nonlocal cases_run
         cases_run += 1
@@ -349,5 +372,6 @@ def test_the_middleware_changes_nothing_for_generated_apps() -> None:
     # The cases reached the MCP tracker and every end of a stream.
     assert total(harness.registry, "mcp_server_requests_total") > 0
     assert total(harness.registry, "mcp_server_sessions_started_total") > 0
+    assert total(harness.registry, "mcp_server_operation_duration_seconds_count") > 0
     for reason in ("completed", "client_disconnect", "server_error"):
         assert total(harness.registry, "http_server_streams_total", end_reason=reason) > 0
