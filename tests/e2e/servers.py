@@ -51,9 +51,9 @@ def load(target: str) -> Any:
 
 @contextmanager
 def serve(app: Any, *, server: str = "uvicorn-h11", lifespan: str = "on",
-          timeout: float = 20.0) -> Iterator[str]:
+          timeout: float = 20.0, root_path: str = "") -> Iterator[str]:
     """Serve ``app`` under ``server``; yields the base URL, stops cleanly (lifespan shutdown
-    included) after.
+    included) after. ``root_path`` is the prefix a reverse proxy strips, set on the server.
 
     ``app`` is an ASGI app or a ``"module:factory"`` import string; granian, which runs in a
     process of its own, needs the import string.
@@ -67,7 +67,8 @@ def serve(app: Any, *, server: str = "uvicorn-h11", lifespan: str = "on",
             app = load(app)
         runner = _hypercorn if server == "hypercorn" else _uvicorn
     port = free_port()
-    with runner(app, port, server=server, lifespan=lifespan, timeout=timeout) as alive:
+    with runner(app, port, server=server, lifespan=lifespan, timeout=timeout,
+                root_path=root_path) as alive:
         _wait_for_port(port, alive, timeout)
         yield f"http://127.0.0.1:{port}"
 
@@ -85,11 +86,12 @@ def _wait_for_port(port: int, alive: Callable[[], bool], timeout: float) -> None
 
 
 @contextmanager
-def _uvicorn(app: Any, port: int, *, server: str, lifespan: str,
-             timeout: float) -> Iterator[Callable[[], bool]]:
+def _uvicorn(app: Any, port: int, *, server: str, lifespan: str, timeout: float,
+             root_path: str) -> Iterator[Callable[[], bool]]:
     config = uvicorn.Config(app, host="127.0.0.1", port=port, lifespan=lifespan,
                             http=server.partition("-")[2] or "h11", log_level="warning",
-                            access_log=False, timeout_graceful_shutdown=5)
+                            access_log=False, root_path=root_path,
+                            timeout_graceful_shutdown=5)
     instance = uvicorn.Server(config)
     thread = threading.Thread(target=instance.run, name=f"uvicorn-{port}", daemon=True)
     thread.start()
@@ -106,8 +108,8 @@ def _uvicorn(app: Any, port: int, *, server: str, lifespan: str,
 
 
 @contextmanager
-def _hypercorn(app: Any, port: int, *, server: str, lifespan: str,
-               timeout: float) -> Iterator[Callable[[], bool]]:
+def _hypercorn(app: Any, port: int, *, server: str, lifespan: str, timeout: float,
+               root_path: str) -> Iterator[Callable[[], bool]]:
     from hypercorn.asyncio import serve as hypercorn_serve
     from hypercorn.config import Config
 
@@ -115,6 +117,7 @@ def _hypercorn(app: Any, port: int, *, server: str, lifespan: str,
     config.bind = [f"127.0.0.1:{port}"]
     config.loglevel = "WARNING"
     config.graceful_timeout = 5
+    config.root_path = root_path
     loop = asyncio.new_event_loop()
     stop = asyncio.Event()
 
@@ -138,11 +141,13 @@ def _hypercorn(app: Any, port: int, *, server: str, lifespan: str,
 
 
 @contextmanager
-def _granian(app: str, port: int, *, server: str, lifespan: str,
-             timeout: float) -> Iterator[Callable[[], bool]]:
+def _granian(app: str, port: int, *, server: str, lifespan: str, timeout: float,
+             root_path: str) -> Iterator[Callable[[], bool]]:
     command = [sys.executable, "-m", "granian", "--interface", "asgi", "--factory",
                "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
                "--log-level", "warning", "--no-access-log", app]
+    if root_path:
+        command[-1:-1] = ["--url-path-prefix", root_path]
     if lifespan != "on":
         raise ValueError("granian always runs the lifespan protocol here")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [
