@@ -75,19 +75,11 @@ def pick(samples: Samples, name: str, **match: str) -> float:
                if sample == name and all(dict(labels).get(k) == v for k, v in match.items()))
 
 
-def vanish_mid_stream(url: str) -> None:
+def vanish_mid_stream(url: str, target: bytes) -> None:
+    """Read the stream's first frame, then close the socket."""
     port = int(url.rsplit(":", 1)[1])
     with socket.create_connection(("127.0.0.1", port)) as sock:
-        sock.sendall(b"GET /events?n=100000 HTTP/1.1\r\nHost: x\r\n\r\n")
-        received = b""
-        while b"data: 0" not in received:
-            received += sock.recv(4096)
-
-
-def vanish_mid_ticks(url: str) -> None:
-    port = int(url.rsplit(":", 1)[1])
-    with socket.create_connection(("127.0.0.1", port)) as sock:
-        sock.sendall(b"GET /ticks HTTP/1.1\r\nHost: x\r\n\r\n")
+        sock.sendall(b"GET " + target + b" HTTP/1.1\r\nHost: x\r\n\r\n")
         received = b""
         while b"data: 0" not in received:
             received += sock.recv(4096)
@@ -137,9 +129,9 @@ def scenario(server: str) -> Samples:
                 frames = [line for line in response.iter_lines() if line.startswith("data:")]
             assert frames == ["data: 0", "data: 1", "data: 2"]
 
-            vanish_mid_stream(url)
+            vanish_mid_stream(url, b"/events?n=100000")
             wait_until(lambda: pick(scrape(), STREAMS, http_route="/events") == 2)
-            vanish_mid_ticks(url)
+            vanish_mid_stream(url, b"/ticks")
             wait_until(lambda: pick(scrape(), STREAMS, http_route="/ticks") == 1, timeout=30)
             vanish_mid_upload(url, scrape)
             wait_until(lambda: pick(scrape(), DURATION, http_route="/upload") == 2)
