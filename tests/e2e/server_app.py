@@ -1,5 +1,5 @@
-"""The app every ASGI server serves in ``test_servers.py``: plain routes, an SSE stream and an
-``MCPServer`` streamable HTTP endpoint, instrumented, importable as
+"""The app every ASGI server serves in ``test_servers.py``: plain routes, SSE streams, a websocket
+and an ``MCPServer`` streamable HTTP endpoint, instrumented, importable as
 ``tests.e2e.server_app:make_app`` by a server running in a process of its own.
 
 Its metrics are read over HTTP at ``/metrics`` while it runs; after the lifespan shutdown has
@@ -19,7 +19,8 @@ from mcp.server import MCPServer
 from prometheus_client import CollectorRegistry, Counter, generate_latest
 from starlette.requests import Request
 from starlette.responses import JSONResponse, StreamingResponse
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket
 
 from asgi_mcp_metrics.starlette import instrument
 
@@ -49,6 +50,16 @@ async def events(request: Request) -> StreamingResponse:
     return StreamingResponse(frames(), media_type="text/event-stream")
 
 
+async def echo(websocket: WebSocket) -> None:
+    """Echoes text until the client leaves, or closes the socket itself on ``bye``."""
+    await websocket.accept()
+    async for text in websocket.iter_text():
+        if text == "bye":
+            await websocket.close()
+            return
+        await websocket.send_text(text)
+
+
 class Ticks:
     """A raw ASGI stream that never listens for ``http.disconnect``: it learns that the client
     left only if the server's ``send`` raises."""
@@ -72,7 +83,7 @@ def build_app(dump_path: str) -> Any:
     server.custom_route("/upload", methods=["POST"])(upload)
     server.custom_route("/events", methods=["GET"])(events)
     app = server.streamable_http_app()
-    app.router.routes.append(Route("/ticks", Ticks()))
+    app.router.routes.extend([Route("/ticks", Ticks()), WebSocketRoute("/ws", echo)])
     sdk_lifespan = app.router.lifespan_context
 
     @asynccontextmanager

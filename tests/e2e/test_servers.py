@@ -2,7 +2,8 @@
 
 Each server serves ``server_app`` (plain routes, an SSE stream, an ``MCPServer`` streamable HTTP
 endpoint) and gets the same traffic: plain requests, an SSE stream read to its end, a client
-that vanishes mid-stream and one that vanishes mid-upload, an MCP session with the real ``mcp``
+that vanishes mid-stream and one that vanishes mid-upload, two websockets (one closed by
+each side), an MCP session with the real ``mcp``
 client (initialize, tools/call, DELETE), and a session left open until the server shuts down.
 Counts, sizes and labels are compared exactly, across servers and with the values the scenario
 drove; only what a clock decides (duration sums and buckets, ``_created``) is left out.
@@ -22,6 +23,8 @@ import httpx
 import pytest
 from mcp import Client
 from prometheus_client.parser import text_string_to_metric_families
+from websockets.exceptions import ConnectionClosedOK
+from websockets.sync.client import connect
 
 from ..promtool import check_metrics
 from .server_app import DUMP_ENV, LIFESPAN, TICKS
@@ -93,6 +96,18 @@ def vanish_mid_upload(url: str, scrape: Callable[[], Samples]) -> None:
         wait_until(lambda: pick(scrape(), "http_server_active_requests") == 1)
 
 
+def websockets(url: str) -> None:
+    """One socket the client closes, one the server closes."""
+    address = "ws" + url.removeprefix("http") + "/ws"
+    with connect(address) as socket_:
+        socket_.send("hi")
+        assert socket_.recv() == "hi"
+    with connect(address) as socket_:
+        socket_.send("bye")
+        with pytest.raises(ConnectionClosedOK):
+            socket_.recv()
+
+
 async def mcp_session(url: str, scrape: Callable[[], Samples]) -> None:
     async with Client(url + "/mcp", mode="legacy") as client:
         result = await client.call_tool("add", {"a": 2, "b": 3})
@@ -136,6 +151,8 @@ def scenario(server: str) -> Samples:
             vanish_mid_upload(url, scrape)
             wait_until(lambda: pick(scrape(), DURATION, http_route="/upload") == 2)
 
+            websockets(url)
+            wait_until(lambda: pick(scrape(), STREAMS, stream_kind="websocket") == 2)
             asyncio.run(mcp_session(url, scrape))
             open_session(url)
 
@@ -182,6 +199,11 @@ def test_what_each_server_reports(server: str) -> None:
     assert pick(final, STREAMS, http_route="/ticks", end_reason="completed") == 1
     assert pick(final, "http_server_response_body_size_bytes_sum", http_route="/ticks") == sum(
         len(b"data: %d\n\n" % i) for i in range(TICKS))
+    # Websockets: one closed by the client, one by the app.
+    assert pick(final, STREAMS, http_route="/ws", stream_kind="websocket",
+                end_reason="client_disconnect") == 1
+    assert pick(final, STREAMS, http_route="/ws", stream_kind="websocket",
+                end_reason="completed") == 1
     # MCP: the SDK client's session (initialize, tools/call, DELETE) and the one left open.
     assert pick(final, "mcp_tool_calls_total", gen_ai_tool_name="add", outcome="ok") == 1
     assert pick(final, "mcp_server_sessions_started_total") == 2
