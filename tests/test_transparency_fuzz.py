@@ -369,6 +369,8 @@ def test_the_middleware_changes_nothing_for_generated_apps() -> None:
     assert cases_run >= EXAMPLES
     for name in ALL_GAUGES:
         assert harness.gauge(name) == 0, name
+    # Not even the malformed message sequences tripped our own code.
+    assert total(harness.registry, "asgi_mcp_metrics_internal_errors_total") == 0
     # The cases reached the MCP tracker and every end of a stream.
     assert total(harness.registry, "mcp_server_requests_total") > 0
     assert total(harness.registry, "mcp_server_sessions_started_total") > 0
