@@ -94,6 +94,13 @@ receive_step = st.just(("receive",))
 start_step = st.builds(lambda status, headers: ("start", status, headers),
                        statuses, response_headers)
 body_step = st.builds(lambda chunk, more: ("body", chunk, more), answer_payloads, st.booleans())
+# Extension messages: the final body sent another way, trailers, something unknown.
+extension_step = st.sampled_from([
+    ("raw", {"type": "http.response.pathsend", "path": "/srv/file"}),
+    ("raw", {"type": "http.response.zerocopysend", "file": 3, "count": 10}),
+    ("raw", {"type": "http.response.trailers", "headers": [], "more_trailers": False}),
+    ("raw", {"type": "http.response.unknown"}),
+])
 raise_step = st.builds(lambda kind: ("raise", kind), st.sampled_from(sorted(ERRORS)))
 
 
@@ -102,15 +109,18 @@ def http_programs(draw: st.DrawFn) -> list[tuple[Any, ...]]:
     """Mostly well-formed (reads, start, chunks, final chunk), sometimes anything at all; an
     exception anywhere, reads after the response."""
     if draw(st.integers(0, 9)) == 0:
-        return draw(st.lists(st.one_of(receive_step, start_step, body_step, raise_step),
-                             max_size=8))
+        return draw(st.lists(st.one_of(receive_step, start_step, body_step, raise_step,
+                                       extension_step), max_size=8))
     steps: list[tuple[Any, ...]] = [("receive",)] * draw(st.integers(0, 3))
     steps.append(draw(start_step))
     for _ in range(draw(st.integers(0, 4))):
         steps.append(("body", draw(answer_payloads), True))
         if draw(st.booleans()):
             steps.append(("receive",))
-    if draw(st.integers(0, 4)):
+    ending = draw(st.integers(0, 5))
+    if ending == 5:
+        steps.append(draw(extension_step))
+    elif ending:
         steps.append(("body", draw(answer_payloads), False))
     steps.extend([("receive",)] * draw(st.integers(0, 2)))
     if draw(st.integers(0, 3)) == 0:
@@ -273,6 +283,8 @@ async def run_program(case: Case, transcript: Transcript, scope: Any, receive: A
             message = {"type": "http.response.start", "status": step[1], "headers": step[2]}
         elif kind == "body":
             message = {"type": "http.response.body", "body": step[1], "more_body": step[2]}
+        elif kind == "raw":
+            message = dict(step[1])
         elif kind == "accept":
             message = {"type": "websocket.accept", "subprotocol": step[1]}
         elif kind == "send":
