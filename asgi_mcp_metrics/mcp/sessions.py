@@ -19,9 +19,9 @@ from typing import TYPE_CHECKING, Final
 from .operations import CANCELLED
 
 if TYPE_CHECKING:
-    from ..recorder import Recorder
-    from .jsonrpc import IdKey
-    from .operations import Operation, Operations
+    from .operations import Operation
+    from .recording import McpRecording
+    from .wire.jsonrpc import IdKey
 
 #: Sessions tracked at most; past that new sessions are not tracked (and that is counted).
 MAX_SESSIONS: Final = 100_000
@@ -40,43 +40,34 @@ class Session:
 class Sessions:
     """Live sessions of one middleware instance."""
 
-    def __init__(self, recorder: Recorder, operations: Operations) -> None:
-        self.recorder = recorder
-        self.operations = operations
+    def __init__(self, recording: McpRecording) -> None:
+        self.recording = recording
         self.live: dict[str, Session] = {}
-        self._active = recorder["mcp_server_sessions_active"]
-        self._started = recorder["mcp_server_sessions_started_total"]
-        self._ended = recorder["mcp_server_sessions_ended_total"]
-        self._duration = recorder["mcp_server_session_duration_seconds"]
-        self._not_found = recorder["mcp_server_session_not_found_total"]
 
     def start(self, session_id: str, transport: str, started: float) -> None:
         if session_id in self.live:
             return
         if len(self.live) >= MAX_SESSIONS:
-            self.recorder.parse_limits.labels("sessions", "too_many").inc()
+            self.recording.parse_limit("sessions", "too_many")
             return
         self.live[session_id] = Session(started, transport)
-        self._active.labels(transport).inc()
-        self._started.labels(transport).inc()
+        self.recording.session_started(transport)
 
     def end(self, session_id: str, reason: str, ended: float | None = None) -> None:
         session = self.live.pop(session_id, None)
         if session is None:
             return
         ended = perf_counter() if ended is None else ended
-        self._active.labels(session.transport).dec()
-        self._ended.labels(session.transport, reason).inc()
-        self._duration.labels(session.transport, reason).observe(ended - session.started)
+        self.recording.session_ended(session.transport, reason, ended - session.started)
         for operation in session.open.values():
             operation.session = None
             if operation.on_stream:
                 # Its answer would have come on this session's stream; it never will.
-                self.operations.record(operation, CANCELLED, reason, ended)
+                self.recording.operation(operation, CANCELLED, reason, ended)
         session.open.clear()
 
     def not_found(self, session_id: str, transport: str) -> None:
-        self._not_found.labels(transport).inc()
+        self.recording.session_not_found(transport)
         self.end(session_id, "not_found")
 
     def negotiated(self, session_id: str, version: str) -> None:
@@ -96,7 +87,7 @@ class Sessions:
         previous = open_operations.get(operation.id_key)
         if previous is None:
             if len(open_operations) >= MAX_OPEN_PER_SESSION:
-                self.recorder.parse_limits.labels("pending_requests", "too_many").inc()
+                self.recording.parse_limit("pending_requests", "too_many")
                 return False
         else:
             previous.session = None
@@ -104,11 +95,16 @@ class Sessions:
                 # The id is reused while the first request is still waiting: the answers
                 # cannot be told apart, so the first one is given up rather than guessed.
                 previous.settled = True
-                self.recorder.parse_limits.labels("request_body", "duplicate_id").inc()
+                self.recording.parse_limit("request_body", "duplicate_id")
         operation.session = session_id
         operation.on_stream = on_stream
         open_operations[operation.id_key] = operation
         return True
+
+    def settle(self, operation: Operation, outcome: str, error_type: str, ended: float) -> None:
+        """``operation`` got no answer here: forget it, and record how it ended."""
+        self.release(operation)
+        self.recording.operation(operation, outcome, error_type, ended)
 
     def release(self, operation: Operation) -> None:
         """``operation`` is settled (or answered elsewhere): forget it."""
@@ -144,7 +140,7 @@ class Sessions:
         operation = session.open.pop(id_key, None)
         if operation is not None:
             operation.session = None
-            self.operations.record(operation, CANCELLED, "cancelled", ended)
+            self.recording.operation(operation, CANCELLED, "cancelled", ended)
 
     def open_count(self) -> int:
         """Requests in flight across all sessions (for tests and debugging)."""

@@ -6,6 +6,7 @@ import socket
 import time
 
 import httpx
+import pytest
 from prometheus_client import CollectorRegistry
 from starlette.applications import Starlette
 from starlette.routing import Route
@@ -16,6 +17,8 @@ from ..asgi import total, value
 from ..promtool import check_metrics
 from .server_app import events, item, upload
 from .servers import serve
+
+pytestmark = pytest.mark.e2e
 
 DURATION = "http_server_request_duration_seconds"
 
