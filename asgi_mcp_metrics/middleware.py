@@ -229,6 +229,10 @@ class _Exchange(HttpRecord):
                 observer.disconnect()
 
     def _start(self, message: Message) -> None:
+        if self.status or self.stream_kind is not None:
+            # A second start is the app's bug (the server refuses it); counting it again
+            # would take the in-flight gauge below zero and leave a stream open for ever.
+            return
         status = message["status"]
         headers = message.get("headers", ())
         kind = self.scope.get(STREAM_KEY)
