@@ -116,6 +116,11 @@ def rows(q: Queries) -> tuple[Row, ...]:
                   "byte.",
                   _quantiles(q, OPERATION_DURATION, ("mcp_method_name",),
                              "{{mcp_method_name}}"), "s", "no MCP operations"),
+            Panel("MCP tool call latency on the wire by tool",
+                  "p50 / p95 / p99 of tools/call operations as the client sees them, from "
+                  "request arrival to the final response byte.",
+                  _quantiles(q, OPERATION_DURATION, ("gen_ai_tool_name",), "{{gen_ai_tool_name}}",
+                             'mcp_method_name="tools/call"'), "s", "no tool calls on the wire"),
             Panel("Backend call latency (p95)",
                   "Proxy-to-backend MCP calls, by backend and method.",
                   (_t(q.quantile(0.95, "mcp_client_operation_duration_seconds", WINDOW,

@@ -28,6 +28,7 @@ from typing import Any
 
 import httpx
 import pytest
+import yaml
 from mcp.shared.exceptions import MCPError
 from prometheus_client import CollectorRegistry
 
@@ -272,14 +273,15 @@ def test_dashboard_and_alerts_on_a_real_prometheus(tmp_path: Path) -> None:
                         rules) as base:
             load.start()
             try:
-                check(base, board, instance, load)
+                check(base, board, yaml.safe_load(rules), instance, load)
             finally:
                 load.stop()
         assert not load.errors, load.errors
         assert load.rounds >= 3
 
 
-def check(base: str, board: dict[str, Any], instance: dict[str, str], load: Load) -> None:
+def check(base: str, board: dict[str, Any], rules_file: dict[str, Any],
+          instance: dict[str, str], load: Load) -> None:
     wait_until("three targets up", lambda: len(query(base, f'up{{job="{JOB}"}} == 1')) == 3,
                load)
     # -- every panel the load exercises shows data ------------------------------------------
@@ -321,3 +323,11 @@ def check(base: str, board: dict[str, Any], instance: dict[str, str], load: Load
             break
         time.sleep(1)
     assert (missing, unexpected) == ([], []), "alerts not as expected"
+    # -- the recording rules hold the RED series per tool and backend -----------------------------
+    for group in rules_file["groups"]:
+        for rule in group["rules"]:
+            if "record" in rule:
+                series = query(base, rule["record"])
+                assert series, rule["record"]
+                assert {"job", "variant", "gen_ai_tool_name", "backend"} <= set(
+                    series[0]["metric"]), series[0]
