@@ -6,7 +6,10 @@ import asyncio
 from collections.abc import Iterable
 from typing import Any
 
-from prometheus_client import CollectorRegistry
+from asgi_mcp_metrics.testing import sample as value
+from asgi_mcp_metrics.testing import total
+
+__all__ = ["Exchange", "call", "http_scope", "read_body", "total", "value"]
 
 
 def http_scope(path: str = "/", method: str = "GET", *, headers: Iterable[tuple[bytes, bytes]] = (),
@@ -108,19 +111,3 @@ async def read_body(receive: Any) -> bytes:
         body += message.get("body", b"")
         if not message.get("more_body", False):
             return body
-
-
-def value(registry: CollectorRegistry, name: str, **labels: str) -> float:
-    """A sample's value; 0.0 when the series does not exist."""
-    result = registry.get_sample_value(name, labels)
-    return 0.0 if result is None else result
-
-
-def total(registry: CollectorRegistry, name: str, **match: str) -> float:
-    """Sum of every sample called ``name`` whose labels include ``match``."""
-    result = 0.0
-    for family in registry.collect():
-        for sample in family.samples:
-            if sample.name == name and all(sample.labels.get(k) == v for k, v in match.items()):
-                result += sample.value
-    return result

@@ -15,9 +15,9 @@ def anyio_backend() -> str:
 
 
 @pytest.fixture
-def registry() -> CollectorRegistry:
-    """A fresh registry per test, so counts start at zero."""
-    return CollectorRegistry()
+def registry(metrics_registry: CollectorRegistry) -> CollectorRegistry:
+    """A fresh registry per test (the plugin's own fixture), so counts start at zero."""
+    return metrics_registry
 
 
 @pytest.fixture
