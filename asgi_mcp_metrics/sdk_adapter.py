@@ -28,7 +28,7 @@ Nothing here imports ``mcp`` at module level; the SDK's classes are recognised b
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from contextvars import Token
 from time import perf_counter
 from typing import Any
@@ -81,8 +81,7 @@ def _transport_of(scope: Mapping[str, Any] | None) -> str:
     return "sse" if b"session_id=" in scope.get("query_string", b"") else "streamable_http"
 
 
-def _traceparent(ctx: Any, scope: Mapping[str, Any] | None) -> str | None:
-    meta = getattr(ctx, "meta", None)
+def _traceparent(meta: Any, scope: Mapping[str, Any] | None) -> str | None:
     value = None
     if isinstance(meta, Mapping):
         value = meta.get("traceparent")
@@ -94,19 +93,30 @@ def _traceparent(ctx: Any, scope: Mapping[str, Any] | None) -> str | None:
 
 
 class _Request:
-    __slots__ = ("method", "name", "observed", "scope", "started", "version")
+    """What one inbound message is, read from whichever front end's context carries it."""
 
-    def __init__(self, ctx: Any) -> None:
+    __slots__ = ("meta", "method", "name", "notification", "observed", "scope", "started",
+                 "version")
+
+    def __init__(self, *, method: str, params: Any, request: Any, version: str | None,
+                 notification: bool, meta: Any) -> None:
         self.started = perf_counter()
-        self.method: str = ctx.method
-        request = getattr(ctx, "request", None)
+        self.method = method
         scope = getattr(request, "scope", None)
         self.scope: Mapping[str, Any] | None = scope if isinstance(scope, Mapping) else None
         self.observed = self.scope is not None and self.scope.get(OBSERVED_KEY) is True
-        params = ctx.params if isinstance(ctx.params, Mapping) else {}
-        name = params.get("name")
+        name = params.get("name") if isinstance(params, Mapping) else getattr(params, "name", None)
         self.name: str | None = name if isinstance(name, str) else None
-        self.version: str = getattr(ctx, "protocol_version", "") or ""
+        self.version: str = version or ""
+        self.notification = notification
+        self.meta = meta
+
+    @classmethod
+    def of_sdk(cls, ctx: Any) -> _Request:
+        return cls(method=ctx.method, params=ctx.params, request=getattr(ctx, "request", None),
+                   version=getattr(ctx, "protocol_version", ""),
+                   notification=getattr(ctx, "request_id", None) is None,
+                   meta=getattr(ctx, "meta", None))
 
 
 class MetricsServerMiddleware:
@@ -137,14 +147,19 @@ class MetricsServerMiddleware:
             self._internal_error("sdk_middleware.bind")
 
     async def __call__(self, ctx: Any, call_next: Callable[[Any], Awaitable[Any]]) -> Any:
+        return await self._measure(ctx, call_next, _Request.of_sdk)
+
+    async def _measure(self, ctx: Any, call_next: Callable[[Any], Awaitable[Any]],
+                       read: Callable[[Any], _Request]) -> Any:
+        """Run ``call_next(ctx)`` and record the message ``read(ctx)`` describes."""
         try:
-            request: _Request | None = _Request(ctx)
+            request: _Request | None = read(ctx)
         except Exception:
             self._internal_error("sdk_middleware.start")
             request = None
         if request is None:
             return await call_next(ctx)
-        identity_token, trace_token = self._publish(ctx, request)
+        identity_token, trace_token = self._publish(request)
         error: BaseException | None = None
         result: Any = None
         try:
@@ -160,11 +175,11 @@ class MetricsServerMiddleware:
                 reset_traceparent(trace_token)
             if not request.observed:
                 try:
-                    self._record(ctx, request, result, error)
+                    self._record(request, result, error)
                 except Exception:
                     self._internal_error("sdk_middleware.record")
 
-    def _publish(self, ctx: Any, request: _Request) -> tuple[Token[Any] | None,
+    def _publish(self, request: _Request) -> tuple[Token[Any] | None,
                                                              Token[str | None] | None]:
         """Identity and trace context for the code the request runs (decorators, audit)."""
         identity_token: Token[Any] | None = None
@@ -175,21 +190,23 @@ class MetricsServerMiddleware:
                 identity = resolve_identity(request.scope, settings, recorder=recorder)
                 if identity is not None:
                     identity_token = set_identity(identity)
-            traceparent = _traceparent(ctx, request.scope)
+            traceparent = _traceparent(request.meta, request.scope)
             if traceparent is not None:
                 trace_token = set_traceparent(traceparent)
         except Exception:
             self._internal_error("sdk_middleware.publish")
         return identity_token, trace_token
 
-    def _record(self, ctx: Any, request: _Request, result: Any,
-                error: BaseException | None) -> None:
+    def _outcome(self, result: Any, error: BaseException | None) -> tuple[str, str]:
+        return _outcome(result, error)
+
+    def _record(self, request: _Request, result: Any, error: BaseException | None) -> None:
         ended = perf_counter()
         recording = self._recording()
-        if getattr(ctx, "request_id", None) is None:
+        if request.notification:
             recording.notification(request.method, "in")
             return
-        outcome, error_type = _outcome(result, error)
+        outcome, error_type = self._outcome(result, error)
         method = request.method
         operation = Operation(
             id_key=None, method=method_label(method),
@@ -199,10 +216,15 @@ class MetricsServerMiddleware:
             transport=self.transport or _transport_of(request.scope),
             identity=recording.identity() if method == "tools/call" else "",
             started=request.started)
-        listed = result if isinstance(result, Mapping) else {}
+        tool_names, prompt_names = self._listed(request.method, result)
         recording.answered(operation, outcome, error_type, ended,
-                           tool_names=listed_names(listed.get("tools")) or (),
-                           prompt_names=listed_names(listed.get("prompts")) or ())
+                           tool_names=tool_names, prompt_names=prompt_names)
+
+    def _listed(self, method: str, result: Any) -> tuple[Iterable[str], Iterable[str]]:
+        """The tool and prompt names a list result carries."""
+        listed = result if isinstance(result, Mapping) else {}
+        return (listed_names(listed.get("tools")) or (),
+                listed_names(listed.get("prompts")) or ())
 
     def _recording(self) -> McpRecording:
         """The recording of the bound recorder: the same rules as the wire's."""

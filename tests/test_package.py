@@ -33,10 +33,21 @@ def requirement_names(requirements: list[str]) -> set[str]:
             for requirement in requirements}
 
 
+def tox_extras() -> set[str]:
+    """The extras tox's environments install: ``test``, and e.g. ``fastmcp`` for its own env."""
+    import configparser
+
+    tox = configparser.ConfigParser(interpolation=None)
+    tox.read(ROOT / "tox.ini")
+    return {extra.strip() for section in tox.sections()
+            for extra in tox[section].get("extras", "").replace(",", " ").split()}
+
+
 def test_the_test_extra_lists_every_distribution_the_tests_import() -> None:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
-    declared = (requirement_names(project["dependencies"])
-                | requirement_names(project["optional-dependencies"]["test"]))
+    declared = requirement_names(project["dependencies"])
+    for extra in tox_extras():
+        declared |= requirement_names(project["optional-dependencies"][extra])
     local = {"asgi_mcp_metrics", "tests", "examples"}
     imported = imported_modules(sorted((ROOT / "tests").rglob("*.py")))
     third_party = imported - set(sys.stdlib_module_names) - local
