@@ -27,7 +27,7 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
-from .config import Settings
+from .config import Settings, configure
 from .types import Receive, Scope, Send
 
 __all__ = ["AuthCallable", "AuthResult", "Exposition", "MetricsEndpoint", "authorize", "render"]
@@ -230,10 +230,7 @@ class MetricsEndpoint:
         ``gzip`` and ``render_offload_seconds``."""
         if registry is not None and not isinstance(registry, CollectorRegistry):
             raise ValueError("registry must be a prometheus_client CollectorRegistry or None")
-        if settings is None:
-            settings = Settings.load(overrides=options)
-        elif options:
-            settings = settings.replace(**options)
+        settings = configure(settings, options).settings
         auth_bearer_token = settings.auth_bearer_token
         auth_basic_username = settings.auth_basic_username
         auth_basic_password = settings.auth_basic_password

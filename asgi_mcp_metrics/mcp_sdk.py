@@ -131,7 +131,7 @@ class MetricsServerMiddleware:
             settings = Settings.load(overrides=options) if options else None
         elif options:
             settings = settings.replace(**options)
-        self._binding = Binding(registry, settings)
+        self._binding = Binding(registry, settings, who="MetricsServerMiddleware()")
         self.transport = transport
 
     async def __call__(self, ctx: Any, call_next: Callable[[Any], Awaitable[Any]]) -> Any:

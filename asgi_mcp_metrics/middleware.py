@@ -14,10 +14,11 @@ from typing import Any, Protocol
 
 from prometheus_client import CollectorRegistry
 
+from ._binding import bind, caller
 from .audit import reset_traceparent, set_traceparent, traceparent_from_scope
-from .config import Settings
+from .config import Settings, configure
 from .identity import publish_request, reset_identity
-from .recorder import Recorder, get_recorder
+from .recorder import Recorder
 from .routing import route_label
 from .types import ASGIApp, Message, Receive, Scope, Send
 
@@ -76,13 +77,12 @@ class MetricsMiddleware:
 
     def __init__(self, app: ASGIApp, *, registry: CollectorRegistry | None = None,
                  settings: Settings | None = None, **options: Any) -> None:
-        if settings is None:
-            settings = Settings.load(overrides=options)
-        elif options:
-            settings = settings.replace(**options)
+        configured = configure(settings, options)
+        settings = configured.settings
         self.app = app
         self.settings = settings
-        self.recorder: Recorder = get_recorder(registry, settings)
+        self.recorder: Recorder = bind(registry, configured,
+                                       f"MetricsMiddleware() at {caller()}").recorder
         exact = {settings.metrics_path}
         prefixes = []
         for path in settings.exclude_paths:

@@ -16,7 +16,8 @@ from prometheus_client import CollectorRegistry
 from starlette.applications import Starlette
 from starlette.routing import Route
 
-from .config import Settings
+from ._binding import bind, caller
+from .config import Settings, configure
 from .exposition import MetricsEndpoint
 from .middleware import MetricsMiddleware
 
@@ -32,10 +33,11 @@ def instrument(app: AppT, *, registry: CollectorRegistry | None = None,
     serve the metrics elsewhere (another port, another app).  Changes ``app`` in place and
     returns it.
     """
-    if settings is None:
-        settings = Settings.load(overrides=options)
-    elif options:
-        settings = settings.replace(**options)
+    configured = configure(settings, options)
+    settings = configured.settings
+    # Bound here, not when Starlette builds its middleware stack at the first event: anything
+    # recording before (or after) this line joins this binding, and a conflict raises here.
+    bind(registry, configured, f"instrument() at {caller()}")
     # Starlette's middleware factory protocol spells the ASGI types with Any.
     app.add_middleware(MetricsMiddleware, registry=registry,  # type: ignore[arg-type]
                        settings=settings)

@@ -5,8 +5,8 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry
 
+from asgi_mcp_metrics._binding import get_recorder
 from asgi_mcp_metrics.catalog import METRICS, render_markdown
-from asgi_mcp_metrics.recorder import get_recorder
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "metrics.md"
 NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")

@@ -16,11 +16,11 @@ from mcp.server.mcpserver import MCPServer
 from mcp_types import CallToolResult, TextContent
 from prometheus_client import CollectorRegistry, Counter
 
+from asgi_mcp_metrics._binding import get_recorder
 from asgi_mcp_metrics.config import Settings
 from asgi_mcp_metrics.decorators import instrument_acl, instrument_tool, parse_decision
 from asgi_mcp_metrics.identity import use_identity
 from asgi_mcp_metrics.known import declare_tool, is_declared_tool
-from asgi_mcp_metrics.recorder import get_recorder
 from tests.asgi import total, value
 from tests.helpers import FakeClock, tool_calls
 
