@@ -217,20 +217,22 @@ class Binding:
     registry has none yet; ``on_bind`` runs as soon as the registry is bound.
     """
 
-    __slots__ = ("__weakref__", "_on_bind", "_slot", "registry", "settings", "who")
+    __slots__ = ("__weakref__", "_configured", "_on_bind", "_slot", "registry", "settings", "who")
 
     def __init__(self, registry: CollectorRegistry | None = None,
-                 settings: Settings | None = None,
+                 settings: Settings | Configured | None = None,
                  on_bind: Callable[[Recorder], None] | None = None, *,
                  who: str = "instrumentation") -> None:
         self.registry = REGISTRY if registry is None else registry
-        self.settings = settings
+        configured = configure(settings, {}) if isinstance(settings, Settings) else settings
+        self._configured = configured
+        self.settings = None if configured is None else configured.settings
         self.who = f"{who} at {caller()}"
         self._on_bind = on_bind
         self._slot: Slot | None = None
-        if settings is not None:
+        if configured is not None:
             try:
-                self._bound(bind(self.registry, configure(settings, {}), self.who))
+                self._bound(bind(self.registry, configured, self.who))
             except ConfigError:
                 raise  # a conflict of configurations: said at the line that made it
             except Exception:
@@ -254,18 +256,19 @@ class Binding:
             self.internal_error("bind")
 
     def resolve(self) -> tuple[Recorder, Settings]:
+        """The recorder, and the settings: those given, else the binding's."""
         slot = self._slot
         if slot is None:
             slot = self._join()
-        return slot.recorder, slot.settings
+        return slot.recorder, slot.settings if self.settings is None else self.settings
 
     def _join(self) -> Slot:
         with _lock:
             if self._slot is not None:
                 return self._slot
             slots = _slots.get(self.registry, ())
-            if self.settings is not None:
-                slot = bind(self.registry, configure(self.settings, {}), self.who)
+            if self._configured is not None:
+                slot = bind(self.registry, self._configured, self.who)
             elif len(slots) == 1:
                 slot = slots[0]
             else:

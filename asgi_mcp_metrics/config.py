@@ -30,7 +30,7 @@ from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequen
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, TypeAlias
+from typing import Any, TypeAlias, TypedDict
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -627,12 +627,80 @@ def load_configured(
                       {key: source.locate(key) for key, source in origin.items()})
 
 
-def configure(settings: Settings | None, options: Mapping[str, Any]) -> Configured:
+class ShapeOptions(TypedDict, total=False):
+    """How the metrics look; every configuration of one registry must agree on these."""
+
+    namespace: str
+    constant_labels: Mapping[str, str]
+    request_duration_buckets: Sequence[float]
+    stream_duration_buckets: Sequence[float]
+    operation_duration_buckets: Sequence[float]
+    session_duration_buckets: Sequence[float]
+    max_tool_names: int
+    max_label_values: int
+    identity_allowlist: Sequence[str]
+    max_identities: int
+
+
+class IdentityOptions(TypedDict, total=False):
+    identity: str
+    identity_resolver: IdentityResolver | None
+
+
+class ServerOptions(ShapeOptions, IdentityOptions, total=False):
+    """``MetricsServerMiddleware``: the binding and the identity of a call."""
+
+
+class MiddlewareOptions(ServerOptions, total=False):
+    """``MetricsMiddleware``: what is measured, and the binding the app's code records into."""
+
+    metrics_path: str
+    exclude_paths: Sequence[str]
+    exclude_methods: Sequence[str]
+    stream_content_types: Sequence[str]
+    mcp_parsing: str
+    mcp_paths: Sequence[str]
+    max_body_bytes: int
+    max_frame_bytes: int
+    audit_log: bool
+    audit_logger: str
+    variant: str
+
+
+class EndpointOptions(TypedDict, total=False):
+    """``MetricsEndpoint``: who may scrape, and how the exposition is sent."""
+
+    auth_bearer_token: str | None
+    auth_basic_username: str | None
+    auth_basic_password: str | None
+    auth: AuthCheck | None
+    gzip: bool
+    render_offload_seconds: float
+
+
+class InstrumentOptions(MiddlewareOptions, EndpointOptions, total=False):
+    """``instrument()``: the middleware and the endpoint it adds."""
+
+
+#: The public constructors and the options each uses, for the error naming the right one.
+FRONT_ENDS: dict[str, frozenset[str]] = {
+    "MetricsMiddleware()": frozenset(MiddlewareOptions.__annotations__),
+    "MetricsEndpoint()": frozenset(EndpointOptions.__annotations__),
+    "instrument()": frozenset(InstrumentOptions.__annotations__),
+    "MetricsServerMiddleware()": frozenset(ServerOptions.__annotations__),
+}
+
+
+def configure(settings: Settings | None, options: Mapping[str, Any],
+              front_end: str | None = None) -> Configured:
     """What a front end was given: ``settings=`` and/or keyword options, as one ``Configured``.
 
     Without ``settings`` the options are merged over the environment and configuration files;
-    with it, they replace its values.
+    with it, they replace its values.  ``front_end`` (a key of :data:`FRONT_ENDS`) rejects
+    options that constructor does not use with a ``TypeError`` naming the ones that do.
     """
+    if front_end is not None:
+        _reject_unused(front_end, options)
     if settings is None:
         return load_configured(overrides=options)
     if options:
@@ -642,6 +710,16 @@ def configure(settings: Settings | None, options: Mapping[str, Any]) -> Configur
                if getattr(settings, name) != getattr(defaults, name)}
     origins.update({key: f"{key} (keyword argument)" for key in options})
     return Configured(settings, origins)
+
+
+def _reject_unused(front_end: str, options: Mapping[str, Any]) -> None:
+    used = FRONT_ENDS[front_end]
+    for key in options:
+        if key in used or key not in _FIELDS:
+            continue  # an unknown name gets ConfigError's "did you mean" below
+        users = " and ".join(name for name, names in FRONT_ENDS.items() if key in names)
+        raise TypeError(f"{front_end} does not use the option {key!r}; {users} "
+                        f"{'does' if ' and ' not in users else 'do'}")
 
 
 def _values(settings: Settings) -> dict[str, object]:
@@ -842,27 +920,35 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|")
 
 
+def _used_by(option: str) -> str:
+    return ", ".join(f"`{front_end.removesuffix('()')}`" for front_end, names in FRONT_ENDS.items()
+                     if option in names and front_end != "instrument()")
+
+
 def render_markdown() -> str:
     """The text of ``docs/configuration.md``, generated from the ``Settings`` fields."""
     defaults = Settings()
     rows = [
-        "| option | type | default | environment variable | description |",
-        "|---|---|---|---|---|",
+        "| option | type | default | environment variable | used by | description |",
+        "|---|---|---|---|---|---|",
     ]
     for name, option in _FIELDS.items():
         env = f"`{ENV_PREFIX}{name.upper()}`" if name in _FILE_OPTIONS else "keyword only"
         default = getattr(defaults, name)
         rows.append(
             f"| `{name}` | `{_cell(str(option.type))}` | {_cell(_show_default(default))} "
-            f"| {env} | {_cell(option.metadata['doc'])} |"
+            f"| {env} | {_used_by(name)} | {_cell(option.metadata['doc'])} |"
         )
     sections = [
         "# Configuration",
         "<!-- Generated by `python -m asgi_mcp_metrics.config --markdown`; do not edit. -->",
         "Every option lives in one frozen `asgi_mcp_metrics.Settings` object. The same "
-        "names are the keyword arguments of `MetricsMiddleware`, `MetricsEndpoint` and "
-        "`instrument()`. An invalid value or an unknown name raises `ConfigError` at start-up; "
-        "its message names the source and the key, and never shows a secret.",
+        "names are keyword arguments of the front ends, each taking the options it uses "
+        "(column *used by*); `instrument()` takes them all, and "
+        "`asgi_mcp_metrics.django.get_asgi_application()` reads them from Django's settings. "
+        "An option a constructor does not use raises `TypeError` naming the ones that do; an "
+        "invalid value or an unknown name raises `ConfigError` at start-up, its message "
+        "naming the source and the key, never showing a secret.",
         "## Options",
         "\n".join(rows),
         "`auth` and `identity_resolver` are Python callables and can only be passed as keyword "

@@ -18,7 +18,7 @@ import os
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qs
 
 from prometheus_client import REGISTRY, CollectorRegistry
@@ -29,6 +29,11 @@ from prometheus_client.registry import Collector
 
 from .config import Settings, configure
 from .types import Receive, Scope, Send
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+    from .config import EndpointOptions
 
 __all__ = ["AuthCallable", "AuthResult", "Exposition", "MetricsEndpoint", "authorize", "render"]
 
@@ -224,13 +229,14 @@ class MetricsEndpoint:
     """
 
     def __init__(self, *, registry: CollectorRegistry | None = None,
-                 settings: Settings | None = None, **options: Any) -> None:
-        """Options as for every adapter (see ``docs/configuration.md``); the ones used here are
-        ``auth_bearer_token``, ``auth_basic_username``/``auth_basic_password``, ``auth``,
-        ``gzip`` and ``render_offload_seconds``."""
+                 settings: Settings | None = None,
+                 **options: Unpack[EndpointOptions]) -> None:
+        """Options (see ``docs/configuration.md``): ``auth_bearer_token``,
+        ``auth_basic_username``/``auth_basic_password``, ``auth``, ``gzip`` and
+        ``render_offload_seconds``; any other raises ``TypeError``."""
         if registry is not None and not isinstance(registry, CollectorRegistry):
             raise ValueError("registry must be a prometheus_client CollectorRegistry or None")
-        settings = configure(settings, options).settings
+        settings = configure(settings, options, "MetricsEndpoint()").settings
         auth_bearer_token = settings.auth_bearer_token
         auth_basic_username = settings.auth_basic_username
         auth_basic_password = settings.auth_basic_password

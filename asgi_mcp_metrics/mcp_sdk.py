@@ -31,7 +31,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping
 from contextvars import Token
 from time import perf_counter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry
 
@@ -40,11 +40,16 @@ from ._outcomes import error_type_of, is_cancellation, is_tool_error
 from ._wrapping import probe_of, wrap
 from .audit import reset_traceparent, set_traceparent, traceparent_from_scope
 from .backends import BackendMonitor
-from .config import Settings
+from .config import Settings, configure
 from .identity import current_identity, reset_identity, resolve_identity, set_identity
 from .known import is_declared_tool
 from .mcp.vocabulary import error_code_label, method_label, version_label
 from .recorder import Recorder
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+    from .config import ServerOptions
 
 __all__ = ["OBSERVED_KEY", "MetricsServerMiddleware", "instrument_client_session"]
 
@@ -121,17 +126,17 @@ class MetricsServerMiddleware:
     count themselves).  Records nothing for requests the HTTP middleware already observes.
 
     ``transport`` overrides the transport label (default: ``stdio`` without an HTTP request,
-    else ``streamable_http`` or ``sse``).  Options as for ``MetricsMiddleware``.
+    else ``streamable_http`` or ``sse``).  Options: the ones that shape the metrics (as for
+    ``MetricsMiddleware``) and ``identity``/``identity_resolver``; any other raises ``TypeError``.
     """
 
     def __init__(self, *, registry: CollectorRegistry | None = None,
                  settings: Settings | None = None, transport: str | None = None,
-                 **options: Any) -> None:
-        if settings is None:
-            settings = Settings.load(overrides=options) if options else None
-        elif options:
-            settings = settings.replace(**options)
-        self._binding = Binding(registry, settings, who="MetricsServerMiddleware()")
+                 **options: Unpack[ServerOptions]) -> None:
+        # Without options it joins the app's binding; with them it configures its own.
+        configured = (configure(settings, options, "MetricsServerMiddleware()")
+                      if settings is not None or options else None)
+        self._binding = Binding(registry, configured, who="MetricsServerMiddleware()")
         self.transport = transport
 
     async def __call__(self, ctx: Any, call_next: Callable[[Any], Awaitable[Any]]) -> Any:

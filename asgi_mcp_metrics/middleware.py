@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from time import perf_counter
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from prometheus_client import CollectorRegistry
 
@@ -21,6 +21,11 @@ from .identity import publish_request, reset_identity
 from .recorder import Recorder
 from .routing import route_label
 from .types import ASGIApp, Message, Receive, Scope, Send
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+    from .config import MiddlewareOptions
 
 #: Set on every scope the middleware measures, so inner layers (the Django middleware, the
 #: mcp SDK adapter) know the request is already counted.
@@ -72,12 +77,15 @@ class MetricsMiddleware:
 
     Options are keyword-only; see ``docs/configuration.md``.  Pass ``settings=`` to use a
     prepared :class:`~asgi_mcp_metrics.config.Settings`, or options as keywords (they are
-    merged over the environment and configuration files).
+    merged over the environment and configuration files).  The endpoint's options (``auth*``,
+    ``gzip``, ``render_offload_seconds``) raise ``TypeError`` here: they belong to
+    ``MetricsEndpoint`` or ``instrument()``.
     """
 
     def __init__(self, app: ASGIApp, *, registry: CollectorRegistry | None = None,
-                 settings: Settings | None = None, **options: Any) -> None:
-        configured = configure(settings, options)
+                 settings: Settings | None = None,
+                 **options: Unpack[MiddlewareOptions]) -> None:
+        configured = configure(settings, options, "MetricsMiddleware()")
         settings = configured.settings
         self.app = app
         self.settings = settings
