@@ -1,8 +1,9 @@
 """Every metric this library exports, declared once.
 
 The catalog is the single source of truth for names, types, units, label names, help texts and
-default buckets.  :mod:`asgi_mcp_metrics.recorder` binds it to a registry and
-``docs/metrics.md`` is generated from it (``python -m asgi_mcp_metrics.catalog``).
+default buckets.  :mod:`asgi_mcp_metrics.recorder` binds it to a registry, the settings take
+their default buckets from it, and ``docs/metrics.md`` is generated from it
+(``python -m asgi_mcp_metrics.docgen metrics``).
 
 Names follow the OpenTelemetry semantic conventions in their Prometheus translation where a
 convention exists (``http.server.request.duration`` -> ``http_server_request_duration_seconds``,
@@ -12,7 +13,6 @@ prefixes and Prometheus naming rules (base units, ``_total`` for counters).
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
 from typing import Literal
 
@@ -213,39 +213,9 @@ METRICS: tuple[MetricSpec, ...] = (
 BY_NAME: dict[str, MetricSpec] = {spec.name: spec for spec in METRICS}
 
 
-def render_markdown() -> str:
-    """The text of ``docs/metrics.md``."""
-    lines = [
-        "# Metrics",
-        "",
-        "Generated from `asgi_mcp_metrics/catalog.py` by `python -m asgi_mcp_metrics.catalog`;",
-        "a test keeps this file equal to the catalog. With the `namespace` option every name is",
-        "prefixed as `<namespace>_<name>`; `constant_labels` are added to every series.",
-        "",
-    ]
-    titles = {
-        "http": "HTTP requests and streams",
-        "mcp": "MCP on the wire",
-        "tool": "Tool calls",
-        "acl": "Access control",
-        "backend": "Backends of a proxy",
-        "llm": "LLM proxies",
-        "self": "The library itself",
-    }
-    for layer, title in titles.items():
-        lines += [f"## {title}", "", "| name | type | labels | buckets | help |",
-                  "|---|---|---|---|---|"]
-        for spec in METRICS:
-            if spec.layer != layer:
-                continue
-            labels = ", ".join(f"`{label}`" for label in spec.labels) or "-"
-            buckets = ", ".join(f"{b:g}" for b in spec.buckets) if spec.buckets else "-"
-            if spec.buckets_option:
-                buckets += f" (option `{spec.buckets_option}`)"
-            lines.append(f"| `{spec.name}` | {spec.kind} | {labels} | {buckets} | {spec.help} |")
-        lines.append("")
-    return "\n".join(lines)
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.stdout.write(render_markdown())
+def default_buckets(option: str) -> tuple[float, ...]:
+    """The default of a ``*_buckets`` option: the buckets of the metrics it shapes."""
+    found = {spec.buckets for spec in METRICS if spec.buckets_option == option}
+    if len(found) != 1:
+        raise LookupError(f"{option}: the catalog has {len(found)} default bucket sets for it")
+    return found.pop()

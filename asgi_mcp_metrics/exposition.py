@@ -16,7 +16,7 @@ import inspect
 import logging
 import os
 import time
-from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qs
@@ -27,7 +27,7 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
-from .config import Settings, configure
+from .config import AuthCheck, Settings, configure
 from .types import Receive, Scope, Send
 
 if TYPE_CHECKING:
@@ -35,15 +35,13 @@ if TYPE_CHECKING:
 
     from .config import EndpointOptions
 
-__all__ = ["AuthCallable", "AuthResult", "Exposition", "MetricsEndpoint", "authorize", "render"]
+__all__ = ["AuthResult", "Exposition", "MetricsEndpoint", "authorize", "render"]
 
 logger = logging.getLogger(__name__)
 
-AuthCallable = Callable[[Mapping[str, str]], "bool | Awaitable[bool]"]
 
 REALM = "metrics"
 ALLOWED_METHODS = ("GET", "HEAD")
-DEFAULT_RENDER_OFFLOAD_SECONDS = 0.005
 # prometheus_client still honours the old lower-case spelling when writing, so read both.
 MULTIPROCESS_ENV_VARS = ("PROMETHEUS_MULTIPROC_DIR", "prometheus_multiproc_dir")
 
@@ -94,7 +92,7 @@ async def authorize(
     bearer_token: str | None,
     basic_username: str | None,
     basic_password: str | None,
-    auth: AuthCallable | None,
+    auth: AuthCheck | None,
 ) -> AuthResult:
     """Allow the request when any configured check accepts it; no checks configured allows all.
 
@@ -138,7 +136,7 @@ def _basic_matches(credentials: str, username: str, password: str) -> bool:
     return bool(separator) and user_ok and password_ok
 
 
-async def _call_auth(auth: AuthCallable, headers: Mapping[str, str]) -> bool:
+async def _call_auth(auth: AuthCheck, headers: Mapping[str, str]) -> bool:
     try:
         verdict = auth(headers)
         if inspect.isawaitable(verdict):
