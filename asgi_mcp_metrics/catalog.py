@@ -134,7 +134,8 @@ METRICS: tuple[MetricSpec, ...] = (
     _c("mcp_tool_calls_total", "Tool calls by tool, backend and outcome.",
        ("gen_ai_tool_name", "backend", "outcome", "identity"), layer="tool"),
     _h("mcp_tool_call_duration_seconds",
-       "Tool call duration as measured inside the code (decorated handlers, proxy dispatch).",
+       "Tool call duration: inside the code for tools decorated with instrument_tool (handlers, "
+       "proxy dispatch), else from request to answer on the wire, once per call.",
        ("gen_ai_tool_name", "backend", "outcome"), MCP_OPERATION_BUCKETS,
        option="operation_duration_buckets", layer="tool"),
     # -- ACL ------------------------------------------------------------------------------------

@@ -59,6 +59,7 @@ OBSERVED_KEY = "asgi_mcp_metrics.observed"
 OPERATION = "mcp_server_operation_duration_seconds"
 REQUESTS = "mcp_server_requests_total"
 TOOL_CALLS = "mcp_tool_calls_total"
+TOOL_DURATION = "mcp_tool_call_duration_seconds"
 
 _INVALID_PARAMS = -32602
 _INTERNAL_ERROR = -32603
@@ -199,10 +200,10 @@ class MetricsServerMiddleware:
             tool = recorder.tool_label(request.name, OPERATION)
         elif request.method == "prompts/get" and request.name is not None:
             prompt = recorder.guard("gen_ai_prompt_name")(request.name, OPERATION)
+        elapsed = perf_counter() - request.started
         if request.method != "subscriptions/listen":
             recorder[OPERATION].labels(method, tool, prompt, error_type,
-                                       version_label(request.version)).observe(
-                perf_counter() - request.started)
+                                       version_label(request.version)).observe(elapsed)
         recorder[REQUESTS].labels(method, outcome, transport).inc()
         if request.method == "tools/list" and isinstance(result, Mapping):
             self._learn_tools(recorder, result)
@@ -210,8 +211,9 @@ class MetricsServerMiddleware:
                 and not is_declared_tool(request.name)):
             identity = current_identity()
             who = recorder.identities(identity, TOOL_CALLS) if identity else ""
-            recorder[TOOL_CALLS].labels(recorder.tool_label(request.name, TOOL_CALLS), "",
-                                        outcome, who).inc()
+            tool = recorder.tool_label(request.name, TOOL_CALLS)
+            recorder[TOOL_CALLS].labels(tool, "", outcome, who).inc()
+            recorder[TOOL_DURATION].labels(tool, "", outcome).observe(elapsed)
 
     @staticmethod
     def _learn_tools(recorder: Recorder, result: Mapping[str, Any]) -> None:

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
 OPERATION: Final = "mcp_server_operation_duration_seconds"
 TOOL_CALLS: Final = "mcp_tool_calls_total"
+TOOL_DURATION: Final = "mcp_tool_call_duration_seconds"
 
 OK: Final = "ok"
 TOOL_ERROR: Final = "tool_error"
@@ -76,6 +77,7 @@ class Operations:
         self._duration = recorder[OPERATION]
         self._requests = recorder["mcp_server_requests_total"]
         self._tool_calls = recorder[TOOL_CALLS]
+        self._tool_duration = recorder[TOOL_DURATION]
 
     def record(self, op: Operation, outcome: str, error_type: str, ended: float) -> bool:
         """Record ``op`` once; a second call for the same operation does nothing.
@@ -96,11 +98,13 @@ class Operations:
         elif op.prompt is not None:
             prompt = self.recorder.prompt_label(op.prompt, OPERATION)
         # A subscription lasts as long as its stream, which the stream metrics measure.
+        elapsed = ended - op.started
         if op.method != "subscriptions/listen":
-            self._duration.labels(op.method, tool, prompt, error_type, op.version).observe(
-                ended - op.started)
-        # A tool declared with @instrument_tool is counted by its decorator, which knows the
-        # backend and whether the handler raised; counting it here too would count it twice.
+            self._duration.labels(op.method, tool, prompt, error_type, op.version).observe(elapsed)
+        # A tool declared with @instrument_tool is counted and timed by its decorator, which
+        # knows the backend and whether the handler raised; recording it here too would count
+        # it twice.  Every other tool call is counted and timed here, once.
         if op.tool is not None and not is_declared_tool(op.tool):
             self._tool_calls.labels(tool, "", outcome, op.identity).inc()
+            self._tool_duration.labels(tool, "", outcome).observe(elapsed)
         return True
