@@ -100,6 +100,8 @@ def test_route_template(pattern: str, template: str) -> None:
     ("/items/7", "/items/{id}"),
     ("/api/legacy/5/", "/api/legacy/{pk}/"),
     ("/api/archive/2024/", "/api/archive/{0}/"),
+    ("/t/acme/items/3", "/t/{tenant}/items/{id}"),
+    ("/t/globex/items/4", "/t/{tenant}/items/{id}"),
 ])
 def test_route_label_is_the_url_pattern(metrics: CollectorRegistry, path: str,
                                         route: str) -> None:

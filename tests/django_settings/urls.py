@@ -9,10 +9,15 @@ legacy = [
     re_path(r"^archive/([0-9]{4})/$", views.archive),
 ]
 
+tenant = [
+    path("items/<int:id>", views.item),
+]
+
 urlpatterns = [
     path("", include("asgi_mcp_metrics.django.urls")),
     path("items/<int:id>", views.item),
     path("api/", include(legacy)),
+    path("t/<slug:tenant>/", include(tenant)),
     path("events", views.events),
     path("async-events", views.async_events),
     path("endless", views.endless),

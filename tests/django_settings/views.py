@@ -20,7 +20,7 @@ EVENTS = 3
 CHUNK = b"0123456789"  # 10 bytes
 
 
-def item(request: HttpRequest, id: int | str = 0, pk: str = "") -> JsonResponse:
+def item(request: HttpRequest, id: int | str = 0, pk: str = "", tenant: str = "") -> JsonResponse:
     if id == 404:
         raise Http404("no such item")
     return JsonResponse({"id": int(id or pk or 0)})

@@ -27,11 +27,12 @@ def free_port() -> int:
 
 
 @contextmanager
-def serve(app: Any, *, lifespan: str = "on", timeout: float = 20.0) -> Iterator[str]:
+def serve(app: Any, *, lifespan: str = "on", timeout: float = 20.0,
+          root_path: str = "") -> Iterator[str]:
     """Serve ``app`` in a background thread; yields the base URL, stops cleanly after."""
     port = free_port()
     config = uvicorn.Config(app, host="127.0.0.1", port=port, lifespan=lifespan,
-                            log_level="warning", access_log=False,
+                            log_level="warning", access_log=False, root_path=root_path,
                             timeout_graceful_shutdown=5)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name=f"uvicorn-{port}", daemon=True)
