@@ -245,3 +245,25 @@ def test_a_decorator_with_other_settings_conflicts_where_it_is_applied(
                                           r"\(default\)\)"):
         @instrument_tool(registry=registry, settings=Settings())
         def tool() -> None: ...
+
+
+def test_observations_that_cannot_move_into_other_buckets_are_a_start_up_error(
+        registry: CollectorRegistry) -> None:
+    @instrument_tool(name="early", registry=registry)
+    def early() -> str:
+        return "ok"
+
+    early()
+    with pytest.raises(ConfigError, match=r"^instrument\(\) at .*: operation_duration_buckets: "
+                                          r"mcp_tool_call_duration_seconds already holds "
+                                          r"observations recorded by instrument_tool\(\) at "):
+        instrument(build(None), registry=registry, operation_duration_buckets=(1.0, 2.0))
+    # Nothing was lost: the provisional binding stays, with its observation.
+    [slot] = bound_slots(registry)
+    assert slot.provisional
+    assert value(registry, "mcp_tool_call_duration_seconds_count", gen_ai_tool_name="early",
+                 backend="", outcome="ok") == 1
+    # Same buckets: the app takes the binding over.
+    instrument(build(None), registry=registry, constant_labels=CANARY)
+    assert value(registry, "mcp_tool_call_duration_seconds_count", gen_ai_tool_name="early",
+                 backend="", outcome="ok", variant="canary") == 1
