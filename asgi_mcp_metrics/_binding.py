@@ -84,7 +84,9 @@ class Slot:
 
 
 _slots: weakref.WeakKeyDictionary[CollectorRegistry, list[Slot]] = weakref.WeakKeyDictionary()
-_waiting: weakref.WeakKeyDictionary[CollectorRegistry, weakref.WeakSet[Binding]] = (
+# Held strongly: a monitor created at import time and kept nowhere still shows its backend
+# once the app binds the registry.
+_waiting: weakref.WeakKeyDictionary[CollectorRegistry, list[Binding]] = (
     weakref.WeakKeyDictionary())
 _lock = threading.RLock()
 
@@ -217,7 +219,7 @@ class Binding:
     registry has none yet; ``on_bind`` runs as soon as the registry is bound.
     """
 
-    __slots__ = ("__weakref__", "_configured", "_on_bind", "_slot", "registry", "settings", "who")
+    __slots__ = ("_configured", "_on_bind", "_slot", "registry", "settings", "who")
 
     def __init__(self, registry: CollectorRegistry | None = None,
                  settings: Settings | Configured | None = None,
@@ -240,7 +242,7 @@ class Binding:
         elif on_bind is not None:
             with _lock:
                 if len(_slots.get(self.registry, ())) != 1:
-                    _waiting.setdefault(self.registry, weakref.WeakSet()).add(self)
+                    _waiting.setdefault(self.registry, []).append(self)
                     return
             self.joined()
 

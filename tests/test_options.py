@@ -106,6 +106,7 @@ def test_mypy_sees_the_options_of_each_constructor(tmp_path: Path) -> None:
         capture_output=True, text=True, cwd=tmp_path, check=False,
         # The package as checked out (an editable install is invisible to mypy).
         env={**os.environ, "MYPYPATH": str(Path(__file__).resolve().parents[1])})
+    assert "Found 4 errors in 1 file" in result.stdout, result.stdout + result.stderr
     errors = [line.split(": error: ", 1)[1] for line in result.stdout.splitlines()
               if ": error: " in line]
     lines = sorted(int(line.split(":")[1]) for line in result.stdout.splitlines()
