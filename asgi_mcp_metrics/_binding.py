@@ -14,8 +14,9 @@ it, at the line that configures it:
   (environment, TOML); the first explicit configuration then takes that binding over and
   carries over what was recorded so far, so set-up order never matters.
 
-Instrumentation that wants series to exist from start-up (``mcp_backend_up 0``, ACL decisions
-at 0) registers an ``on_bind`` callback, run as soon as the registry is bound.
+Joining shows the instrumentation's ``layer`` of the catalog in the exposition
+(:meth:`Recorder.enable`) as soon as the registry is bound, and runs its ``on_bind`` callback
+(series that exist from start-up: ``mcp_backend_up 0``, ACL decisions at 0).
 """
 
 from __future__ import annotations
@@ -166,15 +167,17 @@ def _take_over(registry: CollectorRegistry, slot: Slot, configured: Configured, 
     """Rebuild a provisional binding with the app's settings, keeping what it recorded."""
     old = slot.recorder
     _check_histograms(slot, configured, who)
-    collectors = [family.metric for family in old.families.values()]
-    for collector in collectors:
-        registry.unregister(collector)
+    shown = [name for name, family in old.families.items() if family.registered]
+    for name in shown:
+        registry.unregister(old[name].metric)
     try:
         new = _new_recorder(registry, configured.settings)
     except Exception:
-        for collector in collectors:
-            registry.register(collector)
+        for name in shown:
+            registry.register(old[name].metric)
         raise
+    for name in shown:
+        new.show(new[name])
     for name, family in old.families.items():
         _carry(family, new[name])
     new.adopt_labels(old)
@@ -215,21 +218,23 @@ class Binding:
     """How one piece of in-code instrumentation finds its recorder; thread-safe.
 
     With ``settings`` it binds explicitly, at construction (a conflict raises there).
-    Without, it joins the registry's binding at first use, binding provisionally when the
-    registry has none yet; ``on_bind`` runs as soon as the registry is bound.
+    Without, it joins the registry's binding as soon as there is one, or at first use, binding
+    provisionally when the registry has none yet.  Joining enables ``layer`` and runs
+    ``on_bind``.
     """
 
-    __slots__ = ("_configured", "_on_bind", "_slot", "registry", "settings", "who")
+    __slots__ = ("_configured", "_layer", "_on_bind", "_slot", "registry", "settings", "who")
 
     def __init__(self, registry: CollectorRegistry | None = None,
                  settings: Settings | Configured | None = None,
                  on_bind: Callable[[Recorder], None] | None = None, *,
-                 who: str = "instrumentation") -> None:
+                 layer: str, who: str) -> None:
         self.registry = REGISTRY if registry is None else registry
         configured = configure(settings, {}) if isinstance(settings, Settings) else settings
         self._configured = configured
         self.settings = None if configured is None else configured.settings
         self.who = f"{who} at {caller()}"
+        self._layer = layer
         self._on_bind = on_bind
         self._slot: Slot | None = None
         if configured is not None:
@@ -239,7 +244,7 @@ class Binding:
                 raise  # a conflict of configurations: said at the line that made it
             except Exception:
                 self.internal_error("bind")  # a broken registry: the code keeps working
-        elif on_bind is not None:
+        else:
             with _lock:
                 if len(_slots.get(self.registry, ())) != 1:
                     _waiting.setdefault(self.registry, []).append(self)
@@ -279,6 +284,7 @@ class Binding:
 
     def _bound(self, slot: Slot) -> Slot:
         self._slot = slot
+        slot.recorder.enable(self._layer)
         if self._on_bind is not None:
             self._on_bind(slot.recorder)
         return slot
@@ -309,6 +315,14 @@ class Binding:
                 "asgi_mcp_metrics: user callable %s raised", callback)
             return
         recorder.callback_error(callback)
+
+
+def refresh_callbacks(registry: object) -> None:
+    """Write the scrape-time gauges of every recorder on ``registry`` to this worker's files."""
+    if not isinstance(registry, CollectorRegistry):
+        return
+    for slot in bound_slots(registry):
+        slot.recorder.refresh()
 
 
 def bound_slots(registry: CollectorRegistry) -> Iterable[Slot]:

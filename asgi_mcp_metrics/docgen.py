@@ -11,7 +11,7 @@ import argparse
 import sys
 from collections.abc import Mapping, Sequence
 
-from .catalog import METRICS
+from .catalog import METRICS, MULTIPROCESS_MODES
 from .config.options import FRONT_ENDS
 from .config.settings import FIELDS, FILE_OPTIONS, Settings
 from .config.sources import ENV_PREFIX
@@ -151,14 +151,19 @@ def configuration_markdown() -> str:
 
 
 
+# Each section of docs/metrics.md: its title, and when its families appear in the exposition.
 _LAYERS = {
-    "http": "HTTP requests and streams",
-    "mcp": "MCP on the wire",
-    "tool": "Tool calls",
-    "acl": "Access control",
-    "backend": "Backends of a proxy",
-    "llm": "LLM proxies",
-    "self": "The library itself",
+    "http": ("HTTP requests and streams", "Listed once the middleware is installed."),
+    "mcp": ("MCP on the wire",
+            "Listed once MCP traffic is recorded, or the SDK middleware is bound."),
+    "tool": ("Tool calls", "Listed once a tool call is recorded (wire or `@instrument_tool`)."),
+    "acl": ("Access control",
+            "Listed once an `@instrument_acl` function is bound; "
+            "`mcp_acl_decision_duration_seconds` then has `allow` and `deny` series at 0."),
+    "backend": ("Backends of a proxy", "Listed once a `BackendMonitor` is bound."),
+    "llm": ("LLM proxies", "Listed once an `LLMMetrics` (or the `llm` module) is bound."),
+    "self": ("The library itself",
+             "`asgi_mcp_metrics_info` is always listed, the others once they first count."),
 }
 
 
@@ -173,7 +178,7 @@ def metrics_markdown() -> str:
         "`constant_labels` are added to every series.",
         "",
     ]
-    for layer, title in _LAYERS.items():
+    for layer, (title, appears) in _LAYERS.items():
         rows = []
         for spec in METRICS:
             if spec.layer != layer:
@@ -183,8 +188,21 @@ def metrics_markdown() -> str:
             if spec.buckets_option:
                 buckets += f" (option `{spec.buckets_option}`)"
             rows.append((f"`{spec.name}`", spec.kind, labels, buckets, spec.help))
-        lines += [f"## {title}", "", *_table(("name", "type", "labels", "buckets", "help"), rows),
-                  ""]
+        lines += [f"## {title}", "", appears, "",
+                  *_table(("name", "type", "labels", "buckets", "help"), rows), ""]
+    gauges = [(f"`{spec.name}`",
+               f"{MULTIPROCESS_MODES[spec.multiprocess_mode]} (`{spec.multiprocess_mode}`)")
+              for spec in METRICS if spec.kind == "gauge"]
+    lines += [
+        "## Gauges with several worker processes",
+        "",
+        "With `PROMETHEUS_MULTIPROC_DIR` set (gunicorn, `uvicorn --workers`), each worker writes",
+        "its own value and the exposition combines them; counters and histograms are summed.",
+        "Only live workers count (see [deployment](deployment.md)).",
+        "",
+        *_table(("gauge", "across workers"), gauges),
+        "",
+    ]
     return "\n".join(lines)
 
 

@@ -116,7 +116,7 @@ class LLMMetrics:
 
     def __init__(self, *, registry: CollectorRegistry | None = None,
                  settings: Settings | None = None) -> None:
-        self._binding = Binding(registry, settings, who="LLMMetrics()")
+        self._binding = Binding(registry, settings, layer="llm", who="LLMMetrics()")
         self._build_lock = threading.Lock()
         self._build_labels: tuple[str, str, str] | None = None
 

@@ -137,7 +137,8 @@ class MetricsServerMiddleware:
         # Without options it joins the app's binding; with them it configures its own.
         configured = (configure(settings, options, "MetricsServerMiddleware()")
                       if settings is not None or options else None)
-        self._binding = Binding(registry, configured, who="MetricsServerMiddleware()")
+        self._binding = Binding(registry, configured, layer="mcp",
+                                who="MetricsServerMiddleware()")
         self.transport = transport
 
     async def __call__(self, ctx: Any, call_next: Callable[[Any], Awaitable[Any]]) -> Any:

@@ -91,6 +91,7 @@ class MetricsMiddleware:
         self.settings = settings
         self.recorder: Recorder = bind(registry, configured,
                                        f"MetricsMiddleware() at {caller()}").recorder
+        self.recorder.enable("http")
         exact = {settings.metrics_path}
         prefixes = []
         for path in settings.exclude_paths:

@@ -162,9 +162,8 @@ def test_every_set_up_order_binds_once_and_leaves_the_answers_alone(
     assert value(registry, "mcp_acl_decisions_total", decision="allow",
                  gen_ai_tool_name="double", backend="", identity="", rule="",
                  variant="canary") == 2
-    assert value(registry, "mcp_acl_decisions_total", decision="deny",
-                 gen_ai_tool_name="", backend="", identity="", rule="",
-                 variant="canary") == 0
+    assert registry.get_sample_value("mcp_acl_decision_duration_seconds_count",
+                                     {"decision": "deny", "variant": "canary"}) == 0
     requests = sum(value(registry, "http_server_request_duration_seconds_count",
                          http_request_method=method, http_route=route,
                          http_response_status_code=status, error_type="",

@@ -56,6 +56,8 @@ class EndpointOptions(TypedDict, total=False):
     auth_basic_password: str | None
     auth: AuthCheck | None
     gzip: bool
+    reap_dead_workers: bool
+    created_series: bool
     render_offload_seconds: float
 
 

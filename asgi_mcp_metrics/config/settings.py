@@ -221,6 +221,23 @@ class Settings:
         default=True,
         metadata=_meta(BOOLEAN, "Gzip the exposition when the client accepts it."),
     )
+    reap_dead_workers: bool = field(
+        default=True,
+        metadata=_meta(
+            BOOLEAN,
+            "With `PROMETHEUS_MULTIPROC_DIR`: at each scrape, drop workers that no longer run "
+            "from the live gauges. Off when workers do not share the scraping worker's pid "
+            "namespace.",
+        ),
+    )
+    created_series: bool = field(
+        default=False,
+        metadata=_meta(
+            BOOLEAN,
+            "Expose the `_created` samples (creation time) of counters, histograms and summaries. "
+            "Off: the text format would store each as one more series.",
+        ),
+    )
     render_offload_seconds: float = field(
         default=0.005,
         metadata=_meta(
