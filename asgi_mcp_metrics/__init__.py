@@ -7,16 +7,16 @@ Everything an application writes is importable from here; the framework adapters
 from __future__ import annotations
 
 from ._version import __version__
-from .audit import use_traceparent
 from .backends import BackendMonitor
 from .config import ConfigError, Settings
+from .declared_tools import declare_tool
 from .decorators import instrument_acl, instrument_tool
 from .exposition import MetricsEndpoint
 from .identity import current_identity, resolve_identity, use_identity
-from .known import declare_tool
 from .llm import LLMMetrics
-from .mcp_sdk import MetricsServerMiddleware, instrument_client_session
 from .middleware import MetricsMiddleware, mark_stream
+from .sdk_adapter import MetricsServerMiddleware, instrument_client_session
+from .trace_context import use_traceparent
 
 __all__ = [
     "BackendMonitor",

@@ -282,7 +282,7 @@ class BackendMonitor:
         """Record a call timed elsewhere (``error_type`` empty for success)."""
         try:
             recorder, backend = self._bound()
-            from .mcp.vocabulary import method_label
+            from .mcp.wire.vocabulary import method_label
 
             tool_label = recorder.tool_label(tool, CLIENT_OPERATION) if tool else ""
             recorder[CLIENT_OPERATION].labels(backend, method_label(method), tool_label,

@@ -25,7 +25,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from ._version import __version__
 from .catalog import METRICS, MetricSpec
-from .known import is_declared_tool
+from .declared_tools import is_declared_tool
 from .multiprocess import directory, warn_about_leftovers
 
 logger = logging.getLogger("asgi_mcp_metrics")

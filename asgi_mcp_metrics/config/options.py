@@ -43,6 +43,7 @@ class MiddlewareOptions(ServerOptions, total=False):
     mcp_paths: Sequence[str]
     max_body_bytes: int
     max_frame_bytes: int
+    session_idle_timeout_seconds: float
     audit_log: bool
     audit_logger: str
     variant: str
