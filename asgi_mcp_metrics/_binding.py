@@ -97,9 +97,32 @@ def bind(registry: CollectorRegistry | None, configured: Configured, who: str, *
     """The binding of ``registry`` for ``configured``; ``who`` says which call asked.
 
     Idempotent for one shape.  An explicit configuration takes over a provisional binding;
-    a second explicit shape for one namespace raises ``ConfigError`` naming both.
+    a second explicit shape for one namespace raises ``ConfigError`` naming both.  The
+    OpenTelemetry options take effect here: exemplars on the recorder, the OTLP export started.
     """
     registry = REGISTRY if registry is None else registry
+    slot = _bind(registry, configured, who, provisional)
+    _open_telemetry(registry, slot, configured, who)
+    return slot
+
+
+def _open_telemetry(registry: CollectorRegistry, slot: Slot, configured: Configured,
+                    who: str) -> None:
+    settings = configured.settings
+    if settings.exemplars:
+        slot.recorder.use_exemplars()
+    if settings.otlp_endpoint:
+        try:
+            from .otlp import start_export
+            start_export(registry, settings)
+        except ImportError as exc:
+            raise ConfigError(who, f"{configured.origin('otlp_endpoint')} needs the OTLP "
+                                   f"exporter: pip install 'asgi-mcp-metrics[otlp]' ({exc})"
+                              ) from exc
+
+
+def _bind(registry: CollectorRegistry, configured: Configured, who: str,
+          provisional: bool) -> Slot:
     shape = _shape(configured.settings)
     with _lock:
         slots = _slots.setdefault(registry, [])
@@ -181,6 +204,7 @@ def _take_over(registry: CollectorRegistry, slot: Slot, configured: Configured, 
     for name, family in old.families.items():
         _carry(family, new[name])
     new.adopt_labels(old)
+    new.exemplars = old.exemplars
     slot.recorder, slot.configured, slot.who, slot.provisional = new, configured, who, False
     slot.shape = _shape(configured.settings)
 

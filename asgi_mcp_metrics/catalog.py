@@ -228,6 +228,62 @@ METRICS: tuple[MetricSpec, ...] = (
 BY_NAME: dict[str, MetricSpec] = {spec.name: spec for spec in METRICS}
 
 
+# -- OpenTelemetry names (the OTLP export) ---------------------------------------------------------
+
+#: Prometheus label -> OpenTelemetry attribute, as the semantic conventions write it; a label not
+#: listed keeps its name.
+OTEL_ATTRIBUTES: dict[str, str] = {
+    "mcp_method_name": "mcp.method.name",
+    "mcp_protocol_version": "mcp.protocol.version",
+    "gen_ai_tool_name": "gen_ai.tool.name",
+    "gen_ai_prompt_name": "gen_ai.prompt.name",
+    "gen_ai_operation_name": "gen_ai.operation.name",
+    "gen_ai_provider_name": "gen_ai.provider.name",
+    "gen_ai_request_model": "gen_ai.request.model",
+    "gen_ai_token_type": "gen_ai.token.type",
+    "error_type": "error.type",
+    "rpc_response_status_code": "rpc.response.status_code",
+    "http_request_method": "http.request.method",
+    "http_route": "http.route",
+    "http_response_status_code": "http.response.status_code",
+    "url_scheme": "url.scheme",
+}
+#: The ``transport`` label -> semconv ``network.transport``, added beside it.
+NETWORK_TRANSPORTS: dict[str, str] = {"streamable_http": "tcp", "sse": "tcp", "stdio": "pipe"}
+_OTEL_UNITS = {"seconds": "s", "bytes": "By"}
+#: Names and units the rule in :func:`otel_name` does not derive.
+_OTEL_OVERRIDES: dict[str, tuple[str, str]] = {
+    "http_server_active_requests": ("http.server.active_requests", "{request}"),
+    "gen_ai_client_token_usage": ("gen_ai.client.token.usage", "{token}"),
+    "http_server_stream_time_to_first_byte_seconds": ("http.server.stream.time_to_first_byte",
+                                                      "s"),
+    "mcp_server_session_not_found_total": ("mcp.server.session.not_found", ""),
+    "mcp_tool_cache_entries": ("mcp.tool_cache.entries", ""),
+    "mcp_tool_cache_requests_total": ("mcp.tool_cache.requests", ""),
+    "gen_ai_client_rate_limit_requests_per_second": ("gen_ai.client.rate_limit", "{request}/s"),
+    "gen_ai_client_rate_limit_adjustments_total": ("gen_ai.client.rate_limit.adjustments", ""),
+    "gen_ai_client_circuit_breaker_state": ("gen_ai.client.circuit_breaker.state", ""),
+}
+_OTEL_PREFIXES = ("gen_ai_", "asgi_mcp_metrics_")
+
+
+def otel_name(spec: MetricSpec) -> tuple[str, str]:
+    """``(instrument name, unit)`` of ``spec`` in OpenTelemetry.
+
+    The Prometheus translation run backwards: the unit suffix and ``_total`` go, underscores
+    become dots (``mcp_server_operation_duration_seconds`` -> ``mcp.server.operation.duration``
+    in ``s``); the ``gen_ai`` and ``asgi_mcp_metrics`` prefixes keep their underscores.
+    """
+    if spec.name in _OTEL_OVERRIDES:
+        return _OTEL_OVERRIDES[spec.name]
+    name = spec.name.removesuffix("_total")
+    if spec.unit:
+        name = name.removesuffix("_" + spec.unit)
+    prefix = next((p for p in _OTEL_PREFIXES if name.startswith(p)), "")
+    return prefix.rstrip("_") + "." * bool(prefix) + name[len(prefix):].replace("_", "."), \
+        _OTEL_UNITS.get(spec.unit, spec.unit)
+
+
 def default_buckets(option: str) -> tuple[float, ...]:
     """The default of a ``*_buckets`` option: the buckets of the metrics it shapes."""
     found = {spec.buckets for spec in METRICS if spec.buckets_option == option}

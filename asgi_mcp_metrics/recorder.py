@@ -27,6 +27,7 @@ from ._version import __version__
 from .catalog import METRICS, MetricSpec
 from .declared_tools import is_declared_tool
 from .multiprocess import directory, warn_about_leftovers
+from .trace_context import current_trace_id
 
 logger = logging.getLogger("asgi_mcp_metrics")
 
@@ -128,6 +129,8 @@ class Recorder:
         if path is not None:
             warn_about_leftovers(path)
         self.families["asgi_mcp_metrics_info"].labels(__version__).set(1)
+        #: Option ``exemplars``: duration observations carry the request's trace id.
+        self.exemplars = False
 
         self.tool_names = LabelGuard(self, "gen_ai_tool_name", max_tool_names)
         self.identities = LabelGuard(self, "identity", max_identities,
@@ -208,6 +211,21 @@ class Recorder:
             return ""
         known = name in self.learned_tools or is_declared_tool(name)
         return self.tool_names(name, metric, known=known)
+
+    def use_exemplars(self) -> None:
+        """Turn exemplars on; multiprocess mode stores none, so there it stays off (logged)."""
+        if self.multiprocess:
+            logger.warning("asgi_mcp_metrics: exemplars are not stored in multiprocess mode "
+                           "(PROMETHEUS_MULTIPROC_DIR); the option has no effect")
+            return
+        self.exemplars = True
+
+    def exemplar(self) -> dict[str, str] | None:
+        """The exemplar of an observation made now: the current trace id, when enabled."""
+        if not self.exemplars:
+            return None
+        trace_id = current_trace_id()
+        return None if trace_id is None else {"trace_id": trace_id}
 
     def adopt_labels(self, old: Recorder) -> None:
         """Take over the label values ``old`` admitted and the names it learned."""

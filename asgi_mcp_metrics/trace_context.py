@@ -3,12 +3,14 @@
 The middleware (option ``audit_log``) and the ``mcp`` SDK adapter publish the trace id of the
 request's ``traceparent`` in a context variable for the length of the request; code can do the
 same with :func:`use_traceparent`.  :func:`current_trace_id` reads it, falling back to the
-current OpenTelemetry span when OpenTelemetry is installed and a span is recording.
+current OpenTelemetry span when the application has imported OpenTelemetry and a span is
+recording (this module never imports it).
 """
 
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar, Token
@@ -73,9 +75,10 @@ def current_trace_id() -> str | None:
 
 
 def _opentelemetry_trace_id() -> str | None:
-    try:
-        from opentelemetry import trace
-    except ImportError:
+    # Only when the application already uses OpenTelemetry: importing it here would cost every
+    # request (and pull it into apps that never asked for it).
+    trace = sys.modules.get("opentelemetry.trace")
+    if trace is None:
         return None
     context = trace.get_current_span().get_span_context()
     if not context.is_valid:

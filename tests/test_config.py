@@ -77,7 +77,11 @@ def test_defaults_match_the_option_table() -> None:
     assert settings.variant == ""
     assert settings.auth is None
     assert settings.identity_resolver is None
-    assert len(dataclasses.fields(Settings)) == 32
+    assert settings.otlp_endpoint == ""
+    assert settings.otlp_protocol == "http/protobuf"
+    assert settings.otlp_interval_seconds == 60.0
+    assert settings.exemplars is False
+    assert len(dataclasses.fields(Settings)) == 36
 
 
 def test_every_field_is_documented() -> None:

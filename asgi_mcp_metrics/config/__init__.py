@@ -14,6 +14,7 @@ from .kinds import MCP_PARSING_MODES, ConfigError
 from .options import (
     FRONT_ENDS,
     EndpointOptions,
+    ExportOptions,
     InstrumentOptions,
     MiddlewareOptions,
     ServerOptions,
@@ -33,6 +34,7 @@ __all__ = [
     "ConfigError",
     "Configured",
     "EndpointOptions",
+    "ExportOptions",
     "IdentityResolver",
     "InstrumentOptions",
     "MiddlewareOptions",

@@ -139,6 +139,16 @@ def _seconds() -> Kind:
     return Kind("a finite number >= 0", convert, _parse_number)
 
 
+def _interval() -> Kind:
+    def convert(value: object) -> float:
+        number = _as_number(value)
+        if number <= 0:
+            raise Rejected
+        return number
+
+    return Kind("a finite number > 0", convert, _parse_number)
+
+
 def _boolean() -> Kind:
     def convert(value: object) -> bool:
         if not isinstance(value, bool):
@@ -243,6 +253,16 @@ MEDIA_TYPES = _strings(
     lambda text: _MEDIA_TYPE.fullmatch(text.lower()) is not None,
     str.lower,
 )
+OTLP_PROTOCOLS = ("http/protobuf", "grpc")
+OTLP_ENDPOINT = _string(
+    "empty (no export) or an http:// or https:// URL",
+    lambda text: text == "" or (text.startswith(("http://", "https://"))
+                                and bool(text.partition("://")[2])),
+)
+OTLP_PROTOCOL = _string(
+    "one of " + ", ".join(repr(protocol) for protocol in OTLP_PROTOCOLS),
+    lambda text: text in OTLP_PROTOCOLS,
+)
 MCP_PARSING = _string(
     "one of " + ", ".join(repr(mode) for mode in MCP_PARSING_MODES),
     lambda text: text in MCP_PARSING_MODES,
@@ -260,6 +280,7 @@ USERNAME = _optional_string("a non-empty string without ':'",
 BUCKETS = _buckets()
 LABELS = _labels()
 SECONDS = _seconds()
+INTERVAL = _interval()
 POSITIVE = _integer(1)
 COUNT = _integer(0)
 BOOLEAN = _boolean()

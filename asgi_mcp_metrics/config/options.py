@@ -28,7 +28,16 @@ class IdentityOptions(TypedDict, total=False):
     identity_resolver: IdentityResolver | None
 
 
-class ServerOptions(ShapeOptions, IdentityOptions, total=False):
+class ExportOptions(TypedDict, total=False):
+    """OpenTelemetry: the OTLP export of a registry, and exemplars on its histograms."""
+
+    otlp_endpoint: str
+    otlp_protocol: str
+    otlp_interval_seconds: float
+    exemplars: bool
+
+
+class ServerOptions(ShapeOptions, IdentityOptions, ExportOptions, total=False):
     """``MetricsServerMiddleware``: the binding and the identity of a call."""
 
 

@@ -33,6 +33,7 @@ from .kinds import (
     CALLABLE,
     COUNT,
     IDENTITY,
+    INTERVAL,
     LABELS,
     LOGGER_NAME,
     MCP_PARSING,
@@ -40,6 +41,8 @@ from .kinds import (
     METHODS,
     NAMESPACE,
     NON_EMPTY_STRINGS,
+    OTLP_ENDPOINT,
+    OTLP_PROTOCOL,
     PATH,
     PATH_PATTERNS,
     PATHS,
@@ -259,6 +262,33 @@ class Settings:
         metadata=_meta(
             ANY_STRING,
             "Deployment variant (e.g. `canary`, `production`) written into the build info.",
+        ),
+    )
+    # -- OpenTelemetry: OTLP export and exemplars ----------------------------------------------
+    otlp_endpoint: str = field(
+        default="",
+        metadata=_meta(
+            OTLP_ENDPOINT,
+            "Export the metrics over OTLP to this collector URL (e.g. `http://collector:4318`; "
+            "for `http/protobuf` a URL without a path gets `/v1/metrics`). Empty: no export, "
+            "and nothing of OpenTelemetry is imported. Needs the `otlp` extra.",
+        ),
+    )
+    otlp_protocol: str = field(
+        default="http/protobuf",
+        metadata=_meta(OTLP_PROTOCOL, "OTLP transport: `http/protobuf` or `grpc`."),
+    )
+    otlp_interval_seconds: float = field(
+        default=60.0,
+        metadata=_meta(INTERVAL, "Seconds between two OTLP exports (cumulative temporality)."),
+    )
+    exemplars: bool = field(
+        default=False,
+        metadata=_meta(
+            BOOLEAN,
+            "Attach the request's trace id (W3C `traceparent`, or the current OpenTelemetry "
+            "span) as an OpenMetrics exemplar to the HTTP request, MCP operation and tool call "
+            "duration histograms. Not in multiprocess mode.",
         ),
     )
     # Callables may be unhashable objects; like constant_labels they stay out of the hash.
