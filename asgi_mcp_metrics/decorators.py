@@ -146,7 +146,8 @@ class _ToolProbe(_TimedProbe):
         backend_label = recorder.guard("backend")(backend, TOOL_CALLS)
         who = identity_label(recorder, TOOL_CALLS, call.identity or "")
         recorder[TOOL_CALLS].labels(tool_label, backend_label, outcome, who).inc()
-        recorder[TOOL_DURATION].labels(tool_label, backend_label, outcome).observe(elapsed)
+        recorder[TOOL_DURATION].labels(tool_label, backend_label, outcome).observe(
+            elapsed, recorder.exemplar())
         if settings.audit_log:
             write_audit_line(settings.audit_logger, tool=name, backend=backend,
                              identity=call.identity, outcome=outcome, duration_seconds=elapsed)

@@ -168,7 +168,7 @@ class HttpRecord:
             route = self._route()
             status, error_type = self._outcome(error)
             http.duration.labels(self.method, route, status, error_type).observe(
-                ended - self.started)
+                ended - self.started, http.recorder.exemplar())
         # Like the semantic conventions' body-size metrics, a request without a body has no
         # request size (GETs would otherwise fill the zero bucket, at a cost per request).
         if self.request_bytes:

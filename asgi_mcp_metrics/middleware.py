@@ -160,7 +160,7 @@ class _Exchange(HttpRecord):
         identity = (publish_request(self.scope, mw.settings, mw.recorder)
                     if mw._identity_enabled else None)
         trace = (set_traceparent(traceparent_from_scope(self.scope))
-                 if mw.settings.audit_log else None)
+                 if mw.settings.audit_log or mw.recorder.exemplars else None)
         error: BaseException | None = None
         try:
             await mw.app(self.scope, self._receive, self._send)
@@ -170,9 +170,8 @@ class _Exchange(HttpRecord):
         finally:
             if identity is not None:
                 reset_identity(identity)
-            if trace is not None:
-                reset_traceparent(trace)
             try:
+                # Still inside the request's trace context: the observations' exemplars.
                 ended = self.finish(error)
                 for observer in self.observers:
                     try:
@@ -181,6 +180,8 @@ class _Exchange(HttpRecord):
                         mw.recorder.internal_error("observer_finish")
             except Exception:
                 mw.recorder.internal_error("finish")
+            if trace is not None:
+                reset_traceparent(trace)
 
     async def _receive(self) -> Message:
         message = await self.receive()

@@ -173,13 +173,14 @@ class MetricsServerMiddleware:
         finally:
             if identity_token is not None:
                 reset_identity(identity_token)
-            if trace_token is not None:
-                reset_traceparent(trace_token)
             if not request.observed:
                 try:
+                    # Inside the call's trace context: the observation's exemplar.
                     self._record(request, result, error)
                 except Exception:
                     self._internal_error("sdk_middleware.record")
+            if trace_token is not None:
+                reset_traceparent(trace_token)
 
     def _publish(self, request: _Request) -> tuple[Token[Any] | None,
                                                              Token[str | None] | None]:

@@ -107,13 +107,15 @@ class McpRecording:
         elapsed = ended - op.started
         # A subscription lasts as long as its stream, which the stream metrics measure.
         if op.method != "subscriptions/listen":
-            self._duration.labels(op.method, tool, prompt, error_type, op.version).observe(elapsed)
+            self._duration.labels(op.method, tool, prompt, error_type, op.version).observe(
+                elapsed, self.recorder.exemplar())
         # A tool declared with @instrument_tool is counted and timed by its decorator, which
         # knows the backend and whether the handler raised; recording it here too would count
         # it twice.  Every other tool call is counted and timed here, once.
         if op.tool is not None and not is_declared_tool(op.tool):
             self._tool_calls.labels(tool, "", outcome, op.identity).inc()
-            self._tool_duration.labels(tool, "", outcome).observe(elapsed)
+            self._tool_duration.labels(tool, "", outcome).observe(
+                elapsed, self.recorder.exemplar())
         return True
 
     # -- everything else ------------------------------------------------------------------------
