@@ -201,14 +201,15 @@ def _parse_number(text: str) -> float:
         raise _Rejected from None
 
 
-def _seconds() -> _Kind:
+def _seconds(*, positive: bool = False) -> _Kind:
     def convert(value: object) -> float:
         number = _as_number(value)
-        if number < 0:
+        if number < 0 or (positive and number == 0):
             raise _Rejected
         return number
 
-    return _Kind("a finite number >= 0", convert, _parse_number)
+    expected = "a finite number > 0" if positive else "a finite number >= 0"
+    return _Kind(expected, convert, _parse_number)
 
 
 def _boolean() -> _Kind:
@@ -343,6 +344,8 @@ _USERNAME = _optional_string("a non-empty string without ':'",
 _BUCKETS = _buckets()
 _LABELS = _labels()
 _SECONDS = _seconds()
+_POSITIVE_SECONDS = _seconds(positive=True)
+_OPTIONAL_PATH = _optional_string("a path starting with '/' and without '*'", _is_path)
 _POSITIVE = _integer(1)
 _COUNT = _integer(0)
 _BOOLEAN = _boolean()
@@ -504,6 +507,87 @@ class Settings:
         default=True,
         metadata=_meta(_BOOLEAN, "Gzip the exposition when the client accepts it."),
     )
+    # --- operator surfaces (dashboard, in-flight, totals, health; docs/surfaces.md) -------
+    surfaces: bool = field(
+        default=True,
+        metadata=_meta(
+            _BOOLEAN,
+            "Master switch of the operator surfaces served next to the metrics endpoint "
+            "(dashboard, in-flight requests, totals, health).",
+        ),
+    )
+    surfaces_ui: bool = field(
+        default=True,
+        metadata=_meta(_BOOLEAN, "Serve the live dashboard and its history API."),
+    )
+    surfaces_active: bool = field(
+        default=True,
+        metadata=_meta(
+            _BOOLEAN, "Track requests in flight and serve them as JSON and as an SSE stream."
+        ),
+    )
+    surfaces_totals: bool = field(
+        default=True,
+        metadata=_meta(_BOOLEAN, "Serve running totals by backend/tool and provider/model."),
+    )
+    surfaces_health: bool = field(
+        default=False,
+        metadata=_meta(_BOOLEAN, "Serve the deep health check at `health_path` (opt-in)."),
+    )
+    ui_path: str | None = field(
+        default=None,
+        metadata=_meta(_OPTIONAL_PATH, "Dashboard path. None: `<metrics_path>/ui`."),
+    )
+    active_path: str | None = field(
+        default=None,
+        metadata=_meta(
+            _OPTIONAL_PATH,
+            "In-flight snapshot path (the stream is `<active_path>/stream`). "
+            "None: `<metrics_path>/active`.",
+        ),
+    )
+    totals_path: str | None = field(
+        default=None,
+        metadata=_meta(_OPTIONAL_PATH, "Running totals path. None: `<metrics_path>/totals`."),
+    )
+    health_path: str = field(
+        default="/health",
+        metadata=_meta(_PATH, "Deep health check path (with `surfaces_health`)."),
+    )
+    health_min_backends: int = field(
+        default=1,
+        metadata=_meta(
+            _COUNT, "Healthy backends needed for the health check to answer 200 (else 503)."
+        ),
+    )
+    sse_interval: float = field(
+        default=0.5,
+        metadata=_meta(
+            _POSITIVE_SECONDS, "How often (seconds) an SSE viewer checks for a change to push."
+        ),
+    )
+    sse_heartbeat: float = field(
+        default=15.0,
+        metadata=_meta(
+            _POSITIVE_SECONDS, "Seconds between `: heartbeat` comments on an idle SSE stream."
+        ),
+    )
+    sse_max_viewers: int = field(
+        default=20,
+        metadata=_meta(
+            _POSITIVE,
+            "Concurrent SSE viewers allowed per registry; over it: 503 with Retry-After.",
+        ),
+    )
+    history_seconds: int = field(
+        default=3600,
+        metadata=_meta(_POSITIVE, "Dashboard history kept at 1 s resolution (seconds)."),
+    )
+    history_minutes: int = field(
+        default=1440,
+        metadata=_meta(_POSITIVE, "Dashboard history kept at 1 min resolution (minutes)."),
+    )
+    # --- end of operator surfaces ---------------------------------------------------------
     render_offload_seconds: float = field(
         default=0.005,
         metadata=_meta(

@@ -30,7 +30,8 @@ from prometheus_client.registry import Collector
 from .config import Settings
 from .types import Receive, Scope, Send
 
-__all__ = ["AuthCallable", "AuthResult", "Exposition", "MetricsEndpoint", "authorize", "render"]
+__all__ = ["AuthCallable", "AuthResult", "Exposition", "MetricsEndpoint", "authorize", "render",
+           "scrape_source"]
 
 logger = logging.getLogger(__name__)
 
@@ -158,8 +159,7 @@ def render(
     With ``PROMETHEUS_MULTIPROC_DIR`` set (read now, not at import) the values written by all
     worker processes are rendered instead of ``registry``.
     """
-    multiprocess = _multiprocess_registry()
-    source = registry if multiprocess is None else multiprocess
+    source = scrape_source(registry)
     encoder, content_type = choose_encoder(accept)
     body = encoder(_NamedSamples(source, names) if names else source)
     headers = [
@@ -192,6 +192,12 @@ class _NamedSamples(Collector):
                 kept = Metric(metric.name, metric.documentation, metric.type, metric.unit)
                 kept.samples = samples
                 yield kept
+
+
+def scrape_source(registry: Collector) -> Collector:
+    """What a scrape reads: ``registry``, or every worker's values in multiprocess mode."""
+    multiprocess = _multiprocess_registry()
+    return registry if multiprocess is None else multiprocess
 
 
 def _multiprocess_registry() -> CollectorRegistry | None:

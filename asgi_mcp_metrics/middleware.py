@@ -19,6 +19,7 @@ from .config import Settings
 from .identity import publish_request, reset_identity
 from .recorder import Recorder, get_recorder
 from .routing import route_label
+from .surfaces.paths import surface_paths
 from .types import ASGIApp, Message, Receive, Scope, Send
 
 #: Set on every scope the middleware measures, so inner layers (the Django middleware, the
@@ -83,7 +84,7 @@ class MetricsMiddleware:
         self.app = app
         self.settings = settings
         self.recorder: Recorder = get_recorder(registry, settings)
-        exact = {settings.metrics_path}
+        exact = {settings.metrics_path, *surface_paths(settings)}
         prefixes = []
         for path in settings.exclude_paths:
             if path.endswith("*"):
@@ -96,6 +97,9 @@ class MetricsMiddleware:
         self._stream_types = frozenset(t.lower().encode("latin-1")
                                        for t in settings.stream_content_types)
         self._observers: tuple[ObserverFactory, ...] = tuple(self._make_observers())
+        # The in-flight table of the operator surfaces; None when that surface is off.
+        self._inflight = (self.recorder.inflight
+                          if settings.surfaces and settings.surfaces_active else None)
         self._identity_enabled = (settings.identity != "off"
                                   or settings.identity_resolver is not None)
         rec = self.recorder
@@ -188,6 +192,9 @@ class _Exchange:
         self.active = self.mw._active.labels(self.method, self.scope.get("scheme", "http"))
         self.active.inc()
         mw = self.mw
+        inflight = mw._inflight
+        if inflight is not None:
+            inflight.add(self)
         identity = (publish_request(self.scope, mw.settings, mw.recorder)
                     if mw._identity_enabled else None)
         trace = (set_traceparent(traceparent_from_scope(self.scope))
@@ -199,6 +206,8 @@ class _Exchange:
             error = exc
             raise
         finally:
+            if inflight is not None:
+                inflight.remove(self)
             if identity is not None:
                 reset_identity(identity)
             if trace is not None:

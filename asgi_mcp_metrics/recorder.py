@@ -21,6 +21,7 @@ from ._version import __version__
 from .catalog import METRICS, MetricSpec
 from .config import Settings
 from .known import is_declared_tool
+from .surfaces.inflight import InFlight
 
 logger = logging.getLogger("asgi_mcp_metrics")
 
@@ -122,6 +123,8 @@ class Recorder:
         self.learned_tools: set[str] = set()
         self.learned_prompts: set[str] = set()
         self._max_learned = max(10 * max_tool_names, 1000)
+        #: Requests in flight, for the operator surfaces (filled only when they are on).
+        self.inflight = InFlight()
 
     def __getitem__(self, name: str) -> Family:
         return self.families[name]

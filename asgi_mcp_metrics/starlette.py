@@ -5,7 +5,7 @@
     from asgi_mcp_metrics.starlette import instrument
 
     app = Starlette(routes=[...])
-    instrument(app)          # MetricsMiddleware + GET /metrics
+    instrument(app)          # MetricsMiddleware + GET /metrics (+ the operator surfaces)
 """
 
 from __future__ import annotations
@@ -19,13 +19,16 @@ from starlette.routing import Route
 from .config import Settings
 from .exposition import MetricsEndpoint
 from .middleware import MetricsMiddleware
+from .surfaces.app import Surfaces
 
 AppT = TypeVar("AppT", bound=Starlette)
 
 
 def instrument(app: AppT, *, registry: CollectorRegistry | None = None,
                settings: Settings | None = None, expose: bool = True, **options: Any) -> AppT:
-    """Add :class:`MetricsMiddleware` to ``app`` and serve the metrics at ``metrics_path``.
+    """Add :class:`MetricsMiddleware` to ``app`` and serve the metrics at ``metrics_path``,
+    and the operator surfaces that are on (``docs/surfaces.md``) at their paths; their
+    :class:`~asgi_mcp_metrics.surfaces.app.Surfaces` is ``app.state.asgi_mcp_metrics_surfaces``.
 
     The endpoint route goes first in the routing table, so a ``Mount("/", ...)`` (which matches
     every path) cannot shadow it.  ``expose=False`` only adds the middleware, for apps that
@@ -44,4 +47,9 @@ def instrument(app: AppT, *, registry: CollectorRegistry | None = None,
         # An ASGI app as endpoint (not a function): Starlette hands it every method, and the
         # endpoint answers 405 with an Allow header itself.
         app.router.routes.insert(0, Route(settings.metrics_path, endpoint, name="metrics"))
+        if settings.surfaces:
+            surfaces = Surfaces(registry=registry, settings=settings)
+            for name, path, handler in surfaces.routes():
+                app.router.routes.insert(0, Route(path, handler, name=f"metrics_{name}"))
+            app.state.asgi_mcp_metrics_surfaces = surfaces
     return app
