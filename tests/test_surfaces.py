@@ -120,3 +120,14 @@ def test_surface_settings_from_every_source(tmp_path: object) -> None:
             loaded.totals_path) == (2.5, True, 3, "/t")
     with pytest.raises(ConfigError, match=r"ASGI_MCP_METRICS\['sse_max_viewers'\]"):
         Settings.load(django={"sse_max_viewers": "3"})
+
+
+def test_surface_defaults() -> None:
+    settings = Settings()
+    assert (settings.surfaces, settings.surfaces_ui, settings.surfaces_active,
+            settings.surfaces_totals, settings.surfaces_health) == (True, True, True, True, False)
+    assert (settings.ui_path, settings.active_path, settings.totals_path) == (None, None, None)
+    assert (settings.health_path, settings.health_min_backends) == ("/health", 1)
+    assert (settings.sse_interval, settings.sse_heartbeat, settings.sse_max_viewers) == (
+        0.5, 15.0, 20)
+    assert (settings.history_seconds, settings.history_minutes) == (3600, 1440)

@@ -190,8 +190,9 @@ class History:
             for gauge in ("active_requests", "streams", "sessions", "backends_up"):
                 series[gauge].append(now.values[index[gauge]])
             base = samples[max(i - lookback, 0)]
-            increase = [max(a - b, 0.0) for a, b in
-                        zip(now.buckets, base.buckets, strict=False)]
+            # A sample taken before the first tool call has no buckets yet: zeros.
+            earlier = base.buckets or (0.0,) * len(now.buckets)
+            increase = [max(a - b, 0.0) for a, b in zip(now.buckets, earlier, strict=False)]
             for q, key in zip(QUANTILES, ("p50", "p95", "p99"), strict=True):
                 series[key].append(bucket_quantile(q, self.bounds, increase))
         return {"t": times, "series": series}
