@@ -1,43 +1,41 @@
-"""The metrics endpoint as a Django view, answered by the library's one exposition core."""
+"""The metrics endpoint and the operator surfaces as Django views, answered by the same ASGI
+apps every other adapter serves (one exposition core, one surfaces app)."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
 from typing import Any
 
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http.response import HttpResponseBase
 
 from ..exposition import MetricsEndpoint
+from ..surfaces.app import Surfaces
+from ..types import ASGIApp, Message
 from .conf import DjangoConfig, get_config
 
 _endpoint: tuple[DjangoConfig, MetricsEndpoint] | None = None
+_surfaces: tuple[DjangoConfig, Surfaces] | None = None
 
 
-async def metrics(request: HttpRequest) -> HttpResponse:
+async def metrics(request: HttpRequest) -> HttpResponseBase:
     """Serve the exposition: auth, OpenMetrics/text negotiation, gzip, ``name[]``, multiprocess."""
-    sent: list[dict[str, Any]] = []
+    return await _answer(_current_endpoint(), request)
 
-    async def receive() -> dict[str, Any]:
-        return {"type": "http.request", "body": b"", "more_body": False}
 
-    async def send(message: Any) -> None:
-        sent.append(message)
-
-    await _current_endpoint()(_scope_of(request), receive, send)
-    start, body = sent[0], b"".join(m.get("body", b"") for m in sent[1:])
-    response = HttpResponse(body, status=start["status"])
-    combined: dict[str, str] = {}
-    for raw_name, raw_value in start["headers"]:
-        name, value = raw_name.decode("latin-1"), raw_value.decode("latin-1")
-        # A Django response holds one value per header; HTTP allows joining repeats with ",".
-        combined[name] = f"{combined[name]}, {value}" if name in combined else value
-    for name, value in combined.items():
-        response[name] = value
-    return response
+async def surface(request: HttpRequest, surface: str) -> HttpResponseBase:
+    """Serve one operator surface (``docs/surfaces.md``); its SSE streams need Django on ASGI."""
+    surfaces = _current_surfaces()
+    if surface not in dict(surfaces.paths.items()):
+        return HttpResponse("Not Found\n", status=404, content_type="text/plain; charset=utf-8")
+    return await _answer(surfaces.handler(surface), request)
 
 
 # A scrape never carries a CSRF token; methods other than GET and HEAD get the core's 405.
 # Set as csrf_exempt() does: Django 4.2's decorator would turn the coroutine into a sync view.
 metrics.csrf_exempt = True  # type: ignore[attr-defined]
+surface.csrf_exempt = True  # type: ignore[attr-defined]
 
 
 def _current_endpoint() -> MetricsEndpoint:
@@ -46,6 +44,82 @@ def _current_endpoint() -> MetricsEndpoint:
     if _endpoint is None or _endpoint[0] is not config:
         _endpoint = (config, MetricsEndpoint(registry=config.registry, settings=config.settings))
     return _endpoint[1]
+
+
+def _current_surfaces() -> Surfaces:
+    global _surfaces
+    config = get_config()
+    if _surfaces is None or _surfaces[0] is not config:
+        _surfaces = (config, Surfaces(registry=config.registry, settings=config.settings))
+    return _surfaces[1]
+
+
+async def _answer(app: ASGIApp, request: HttpRequest) -> HttpResponseBase:
+    """Run ``app`` for ``request``: a buffered response, or a streaming one for an SSE answer."""
+    messages: asyncio.Queue[Message | None] = asyncio.Queue()
+    gone = asyncio.Event()
+    asked = False
+
+    async def receive() -> Message:
+        nonlocal asked
+        if not asked:
+            asked = True
+            return {"type": "http.request", "body": b"", "more_body": False}
+        await gone.wait()
+        return {"type": "http.disconnect"}
+
+    async def send(message: Message) -> None:
+        await messages.put(message)
+
+    async def run() -> None:
+        try:
+            await app(_scope_of(request), receive, send)
+        finally:
+            await messages.put(None)
+
+    task = asyncio.ensure_future(run())
+    start = await messages.get()
+    if start is None:  # pragma: no cover - the apps always answer
+        await task
+        return HttpResponse(status=500)
+    headers = _headers(start["headers"])
+    if headers.get("content-type", "").startswith("text/event-stream"):
+        return _streaming(start["status"], headers, messages, gone, task)
+    chunks = []
+    while (message := await messages.get()) is not None:
+        chunks.append(message.get("body", b""))
+    await task
+    response = HttpResponse(b"".join(chunks), status=start["status"])
+    for name, value in headers.items():
+        response[name] = value
+    return response
+
+
+def _streaming(status: int, headers: dict[str, str], messages: asyncio.Queue[Message | None],
+               gone: asyncio.Event, task: asyncio.Future[None]) -> StreamingHttpResponse:
+    async def body() -> AsyncIterator[bytes]:
+        try:
+            while (message := await messages.get()) is not None:
+                yield message.get("body", b"")
+                if not message.get("more_body", False):
+                    break
+        finally:
+            gone.set()  # the client left (or the stream ended): the app sees a disconnect
+            await asyncio.gather(task, return_exceptions=True)
+
+    response = StreamingHttpResponse(body(), status=status)
+    for name, value in headers.items():
+        response[name] = value
+    return response
+
+
+def _headers(raw: Any) -> dict[str, str]:
+    combined: dict[str, str] = {}
+    for raw_name, raw_value in raw:
+        name, value = raw_name.decode("latin-1"), raw_value.decode("latin-1")
+        # A Django response holds one value per header; HTTP allows joining repeats with ",".
+        combined[name] = f"{combined[name]}, {value}" if name in combined else value
+    return combined
 
 
 def _scope_of(request: HttpRequest) -> dict[str, Any]:
