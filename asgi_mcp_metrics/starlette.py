@@ -14,7 +14,9 @@ from typing import Any, TypeVar
 
 from prometheus_client import CollectorRegistry
 from starlette.applications import Starlette
-from starlette.routing import Route
+from starlette.datastructures import URLPath
+from starlette.routing import BaseRoute, Match, NoMatchFound, Route
+from starlette.types import Receive, Scope, Send
 
 from .config import Settings
 from .exposition import MetricsEndpoint
@@ -49,7 +51,35 @@ def instrument(app: AppT, *, registry: CollectorRegistry | None = None,
         app.router.routes.insert(0, Route(settings.metrics_path, endpoint, name="metrics"))
         if settings.surfaces:
             surfaces = Surfaces(registry=registry, settings=settings)
-            for name, path, handler in surfaces.routes():
-                app.router.routes.insert(0, Route(path, handler, name=f"metrics_{name}"))
+            app.router.routes.insert(0, SurfacesRoute(surfaces))
             app.state.asgi_mcp_metrics_surfaces = surfaces
     return app
+
+
+class SurfacesRoute(BaseRoute):
+    """Every operator surface as one route, matched by one dict look-up on the exact path.
+
+    One regular-expression route per surface would be tried, in turn, by every request of the
+    app; this route costs a request one look-up.  Route names are ``metrics_<surface>``.
+    """
+
+    def __init__(self, surfaces: Surfaces) -> None:
+        self.surfaces = surfaces
+        self._names = {path: name for name, path in surfaces.paths.items()}
+        self._paths = {f"metrics_{name}": path for name, path in surfaces.paths.items()}
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        if scope["type"] in ("http", "websocket"):
+            name = self._names.get(scope["path"])
+            if name is not None:
+                return Match.FULL, {"endpoint": self.surfaces.handler(name)}
+        return Match.NONE, {}
+
+    def url_path_for(self, name: str, /, **path_params: Any) -> URLPath:
+        path = self._paths.get(name)
+        if path is None or path_params:
+            raise NoMatchFound(name, path_params)
+        return URLPath(path=path, protocol="http")
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.surfaces.serve(self._names[scope["path"]], scope, receive, send)

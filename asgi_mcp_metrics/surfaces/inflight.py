@@ -1,7 +1,7 @@
 """Requests in flight: an O(1) table the middleware updates, and its snapshot for viewers.
 
 The recording path calls :meth:`InFlight.add` when a request starts and :meth:`InFlight.remove`
-when it ends: one dict insert or delete and one counter step.  Everything else (what a record
+when it ends: one set insert or delete and one counter step.  Everything else (what a record
 looks like to an operator) happens here, when somebody looks.
 """
 
@@ -27,18 +27,21 @@ class InFlight:
     __slots__ = ("_counter", "_records", "version")
 
     def __init__(self) -> None:
-        self._records: dict[int, Any] = {}
+        self._records: set[Any] = set()
         # next() on itertools.count is atomic under the GIL: threads (WSGI) never share a step.
         self._counter = itertools.count(1)
         self.version = 0
 
     def add(self, record: Any) -> None:
-        self._records[id(record)] = record
+        self._records.add(record)
         self.version = next(self._counter)
 
     def remove(self, record: Any) -> None:
-        if self._records.pop(id(record), None) is not None:
-            self.version = next(self._counter)
+        try:
+            self._records.remove(record)
+        except KeyError:
+            return
+        self.version = next(self._counter)
 
     def __len__(self) -> int:
         return len(self._records)
@@ -47,7 +50,7 @@ class InFlight:
         """A copy of the records; safe against a concurrent add/remove from another thread."""
         while True:
             try:
-                return list(self._records.values())
+                return list(self._records)
             except RuntimeError:  # pragma: no cover - "dictionary changed size during iteration"
                 continue
 
