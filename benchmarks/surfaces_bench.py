@@ -20,12 +20,12 @@ import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from prometheus_client import CollectorRegistry
+
 from apps import JSON_REQUEST, build_app, sample_total
 from asgi_driver import Request, call
-from prometheus_client import CollectorRegistry
-from timing import CLOCKS, Contender, interleave, summarize
-
 from asgi_mcp_metrics.starlette import instrument
+from timing import CLOCKS, Contender, interleave, summarize
 
 VIEWERS = 10
 STREAM = Request("GET", "/metrics/active/stream")

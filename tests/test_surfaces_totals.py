@@ -11,8 +11,8 @@ from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
 from asgi_mcp_metrics import instrument_tool
-from asgi_mcp_metrics.llm import LLMMetrics
 from asgi_mcp_metrics.config import Settings
+from asgi_mcp_metrics.llm import LLMMetrics
 from asgi_mcp_metrics.starlette import instrument
 from asgi_mcp_metrics.surfaces.totals import MAX_PATTERN_CHARS, wildcard_match
 

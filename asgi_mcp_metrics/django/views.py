@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, TypeVar
 
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.http.response import HttpResponseBase
@@ -15,8 +15,7 @@ from ..surfaces.app import Surfaces
 from ..types import ASGIApp, Message
 from .conf import DjangoConfig, get_config
 
-_endpoint: tuple[DjangoConfig, MetricsEndpoint] | None = None
-_surfaces: tuple[DjangoConfig, Surfaces] | None = None
+_apps: dict[type, tuple[DjangoConfig, Any]] = {}
 
 
 async def metrics(request: HttpRequest) -> HttpResponseBase:
@@ -39,19 +38,24 @@ surface.csrf_exempt = True  # type: ignore[attr-defined]
 
 
 def _current_endpoint() -> MetricsEndpoint:
-    global _endpoint
-    config = get_config()
-    if _endpoint is None or _endpoint[0] is not config:
-        _endpoint = (config, MetricsEndpoint(registry=config.registry, settings=config.settings))
-    return _endpoint[1]
+    return _built(MetricsEndpoint)
 
 
 def _current_surfaces() -> Surfaces:
-    global _surfaces
+    return _built(Surfaces)
+
+
+BuiltT = TypeVar("BuiltT", MetricsEndpoint, Surfaces)
+
+
+def _built(kind: type[BuiltT]) -> BuiltT:
+    """The app of ``kind`` for the current configuration, built again when it changes."""
     config = get_config()
-    if _surfaces is None or _surfaces[0] is not config:
-        _surfaces = (config, Surfaces(registry=config.registry, settings=config.settings))
-    return _surfaces[1]
+    cached = _apps.get(kind)
+    if cached is None or cached[0] is not config:
+        cached = _apps[kind] = (config, kind(registry=config.registry, settings=config.settings))
+    app: BuiltT = cached[1]
+    return app
 
 
 async def _answer(app: ASGIApp, request: HttpRequest) -> HttpResponseBase:

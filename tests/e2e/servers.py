@@ -4,10 +4,13 @@ what the server does after the client has its answer."""
 from __future__ import annotations
 
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import uvicorn
@@ -60,3 +63,25 @@ def wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
 
 def gauges_idle(registry: CollectorRegistry) -> bool:
     return all(total(registry, name) == 0 for name in ACTIVE_GAUGES)
+
+
+DEMO = Path(__file__).resolve().parents[2] / "examples" / "demo.py"
+
+
+@contextmanager
+def demo(duration: float) -> Iterator[tuple[int, list[str]]]:
+    """Run ``examples/demo.py`` on a free port; yields the port and the lines it printed up to
+    and including the MCP endpoint's address."""
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, str(DEMO), "--port", str(port), "--duration",
+                             str(duration)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, cwd=DEMO.parents[1])
+    try:
+        assert proc.stdout is not None
+        printed = [proc.stdout.readline()]
+        while printed[-1] and not printed[-1].startswith("MCP endpoint:"):
+            printed.append(proc.stdout.readline())
+        yield port, printed
+    finally:
+        proc.terminate()
+        proc.wait(15)

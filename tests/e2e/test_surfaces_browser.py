@@ -10,8 +10,6 @@ from __future__ import annotations
 import io
 import os
 import shutil
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,11 +17,10 @@ from typing import Any
 
 import pytest
 
-from .servers import free_port
+from .servers import demo
 
 pytestmark = pytest.mark.e2e
 
-ROOT = Path(__file__).resolve().parents[2]
 CHROMEDRIVER = shutil.which("chromedriver")
 CHROMIUM = shutil.which("chromium")
 
@@ -35,20 +32,11 @@ def _missing(reason: str) -> None:
 
 
 @pytest.fixture
-def demo() -> Iterator[str]:
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, str(ROOT / "examples" / "demo.py"), "--port",
-                             str(port), "--duration", "240"], stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, cwd=ROOT)
-    try:
-        assert proc.stdout is not None
-        first = proc.stdout.readline()
+def dashboard() -> Iterator[str]:
+    with demo(240) as (port, printed):
         # The demo prints the dashboard's address before anything else.
-        assert first == f"Dashboard:    http://127.0.0.1:{port}/metrics/ui\n", first
-        yield first.split()[-1]
-    finally:
-        proc.terminate()
-        proc.wait(15)
+        assert printed[0] == f"Dashboard:    http://127.0.0.1:{port}/metrics/ui\n", printed
+        yield printed[0].split()[-1]
 
 
 @pytest.fixture
@@ -92,10 +80,10 @@ return window.dashboard && window.dashboard.charts.length === 6 &&
 """
 
 
-def test_dashboard_in_chromium(demo: str, browser: Any) -> None:
+def test_dashboard_in_chromium(dashboard: str, browser: Any) -> None:
     from PIL import Image, ImageStat
 
-    browser.get(demo)
+    browser.get(dashboard)
     assert browser.title == "asgi-mcp-metrics: live"
     wait_for(browser, "return window.dashboard && window.dashboard.updates >= 3")
     wait_for(browser, CHARTS_WITH_DATA)

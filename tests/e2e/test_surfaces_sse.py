@@ -4,6 +4,7 @@ heartbeats and ``disabled`` event, the viewer cap, and 200 viewers leaving nothi
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import threading
 from collections.abc import Iterator
@@ -123,7 +124,7 @@ def test_stream_versions_are_contiguous_then_heartbeat_then_disabled(
         assert httpx.get(f"{url}/metrics/active").status_code == 200
     updates = [d for k, d in seen if k == "update"]
     assert updates[0]["previous"] is None and updates[0]["version"] == 0
-    for before, after in zip(updates, updates[1:]):
+    for before, after in itertools.pairwise(updates):
         assert after["previous"] == before["version"]  # no change went unannounced
         assert after["version"] > before["version"]
     assert updates[-1]["version"] == 2 * requests
