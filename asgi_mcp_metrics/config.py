@@ -345,6 +345,7 @@ _BUCKETS = _buckets()
 _LABELS = _labels()
 _SECONDS = _seconds()
 _POSITIVE_SECONDS = _seconds(positive=True)
+_OPTIONAL_STRING = _optional_string()
 _OPTIONAL_PATH = _optional_string("a path starting with '/' and without '*'", _is_path)
 _POSITIVE = _integer(1)
 _COUNT = _integer(0)
@@ -586,6 +587,13 @@ class Settings:
     history_minutes: int = field(
         default=1440,
         metadata=_meta(_POSITIVE, "Dashboard history kept at 1 min resolution (minutes)."),
+    )
+    history_path: str | None = field(
+        default=None,
+        metadata=_meta(
+            _OPTIONAL_STRING,
+            "SQLite file that keeps the dashboard history across restarts (None: memory only).",
+        ),
     )
     # --- end of operator surfaces ---------------------------------------------------------
     render_offload_seconds: float = field(

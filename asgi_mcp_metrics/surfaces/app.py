@@ -58,7 +58,8 @@ class Surfaces:
         self.paths = SurfacePaths.of(settings)
         self.viewers = Viewers(settings.sse_max_viewers)
         self.history: History = history_of(self.recorder, seconds=settings.history_seconds,
-                                           minutes=settings.history_minutes)
+                                           minutes=settings.history_minutes,
+                                           path=settings.history_path)
         self._off: set[str] = set()
         self._handlers: dict[str, Handler] = {
             "ui": self._ui, "history": self._history, "live": self._live,

@@ -9,6 +9,7 @@ quantiles are derived when a window is asked for, so any window is exact over it
 
 from __future__ import annotations
 
+import atexit
 import math
 import threading
 import time
@@ -22,6 +23,7 @@ from prometheus_client.registry import Collector
 
 from ..exposition import scrape_source
 from ..recorder import Recorder
+from .store import HistoryStore, StoredSample
 
 __all__ = ["COLUMNS", "History", "Sample", "history_of"]
 
@@ -31,6 +33,8 @@ COLUMNS = ("requests", "http_errors", "tool_calls", "tool_errors", "active_reque
 QUANTILES = (0.5, 0.95, 0.99)
 # A 1 s sample rarely holds enough tool calls for a quantile: fine points look back this far.
 QUANTILE_LOOKBACK = 10
+#: Samples handed to the history file at once (from the sampler thread).
+FLUSH_EVERY = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,8 +48,13 @@ class History:
     """The ring buffers of one recorder and the thread that fills them."""
 
     def __init__(self, recorder: Recorder, *, seconds: int = 3600, minutes: int = 1440,
-                 interval: float = 1.0, clock: Callable[[], float] = time.time) -> None:
+                 interval: float = 1.0, clock: Callable[[], float] = time.time,
+                 path: str | None = None) -> None:
         self.recorder = recorder
+        self.store = (HistoryStore(path, recorder, seconds=seconds, minutes=minutes)
+                      if path else None)
+        self._unsaved: list[Sample] = []
+        self._saving = threading.Lock()
         self.interval = interval
         self.clock = clock
         self.fine: deque[Sample] = deque(maxlen=seconds)
@@ -73,7 +82,11 @@ class History:
             return
         with self._lock:
             if self._thread is None:
+                self.load()
                 self.sample()
+                if self.store is not None:
+                    # What the last batch did not hold yet is written when the process ends.
+                    atexit.register(self.flush)
                 thread = threading.Thread(target=self._run, name="asgi-mcp-metrics-history",
                                           daemon=True)
                 self._thread = thread
@@ -84,6 +97,28 @@ class History:
         thread = self._thread
         if thread is not None:
             thread.join(5)
+        self.flush()
+
+    def load(self) -> None:
+        """Fill the rings from the history file (what earlier runs sampled)."""
+        if self.store is None:
+            return
+        loaded = self.store.load()
+        for ring, stored in ((self.fine, loaded.fine), (self.coarse, loaded.coarse)):
+            ring.extend(Sample(s.t, s.values, s.buckets) for s in stored)
+        latest = loaded.fine or loaded.coarse
+        if latest and not self.bounds:
+            self.bounds = latest[-1].bounds
+
+    def flush(self) -> None:
+        """Write the samples taken since the last flush to the history file."""
+        if self.store is None or not self._unsaved:
+            return
+        with self._saving:  # the sampler thread and the exit handler may both flush
+            unsaved, self._unsaved = self._unsaved, []
+        minute = self.coarse[-1] if self.coarse else None
+        self.store.write([self._stored(s) for s in unsaved],
+                         [self._stored(minute)] if minute is not None else [])
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
@@ -103,6 +138,15 @@ class History:
         else:
             self.coarse[-1] = sample  # the minute's point is its latest sample
         self.version += 1
+        if self.store is not None:
+            with self._saving:
+                self._unsaved.append(sample)
+                due = len(self._unsaved) >= FLUSH_EVERY
+            if due:
+                self.flush()
+
+    def _stored(self, sample: Sample) -> StoredSample:
+        return StoredSample(sample.t, sample.values, sample.buckets, self.bounds)
 
     def _read(self, source: Collector) -> Sample:
         n = self._names
@@ -233,10 +277,12 @@ _histories: weakref.WeakKeyDictionary[Recorder, History] = weakref.WeakKeyDictio
 _histories_lock = threading.Lock()
 
 
-def history_of(recorder: Recorder, *, seconds: int, minutes: int) -> History:
+def history_of(recorder: Recorder, *, seconds: int, minutes: int,
+               path: str | None = None) -> History:
     """The one history of ``recorder`` (created on first use, not started)."""
     with _histories_lock:
         found = _histories.get(recorder)
         if found is None:
-            found = _histories[recorder] = History(recorder, seconds=seconds, minutes=minutes)
+            found = _histories[recorder] = History(recorder, seconds=seconds, minutes=minutes,
+                                                   path=path)
         return found
