@@ -155,7 +155,7 @@ class MetricsMiddleware:
 class _Exchange:
     """One HTTP request/response (or stream) and what has been seen of it so far."""
 
-    __slots__ = ("active", "disconnected", "ended", "method", "mw", "observers",
+    __slots__ = ("aborted", "active", "disconnected", "ended", "method", "mw", "observers",
                  "receive", "request_bytes", "response_bytes", "root_path", "route", "scope",
                  "send", "started", "status", "stream_kind")
 
@@ -172,6 +172,7 @@ class _Exchange:
         self.response_bytes = 0
         self.ended = 0.0
         self.disconnected = False
+        self.aborted = False  # the client left before the response started
         self.stream_kind: str | None = None
         self.route = ""  # known once the response starts as a stream
         self.active: Any = None
@@ -270,6 +271,7 @@ class _Exchange:
         if self.ended or self.disconnected:
             return
         self.disconnected = True
+        self.aborted = not self.status
         for observer in self.observers:
             observer.disconnect()
 
@@ -343,14 +345,16 @@ class _Exchange:
     def _outcome(self, error: BaseException | None) -> tuple[str, str]:
         """``(http_response_status_code, error_type)`` of a finished request."""
         status = self.status
+        if self.aborted or (not status and isinstance(error, asyncio.CancelledError)):
+            # The client left before any response: nginx's 499, and a reason that says so.
+            # Whatever the app sends afterwards reaches nobody; the mcp SDK, for one, answers a
+            # body cut short with a 500, which is no server error.
+            return "499", "client_disconnect"
         if status:
             text = _STATUS_TEXT.get(status) or str(status)
             if error is not None and not self.ended:
                 return text, _error_name(error, self.disconnected)
             return text, (text if status >= 500 else "")
-        if self.disconnected or isinstance(error, asyncio.CancelledError):
-            # The client left before any response: nginx's 499, and a reason that says so.
-            return "499", "client_disconnect"
         if error is not None:
             return "500", _error_name(error, False)
         return "500", "no_response"

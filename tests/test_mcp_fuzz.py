@@ -245,7 +245,7 @@ def test_sse_arbitrary_bytes_chunking_invariant_and_bounded(
     for chunks in others:
         parser = SSEParser(max_line_bytes)
         assert feed_all(parser, chunks) == expected
-        assert parser.overflowed == reference.overflowed
+        assert parser.overflows == reference.overflows
         assert parser.decode_errors == reference.decode_errors
         assert parser.last_event_id == reference.last_event_id
 

@@ -9,6 +9,7 @@ from asgi_mcp_metrics.mcp.jsonrpc import (
     MAX_LISTED_TOOLS,
     Message,
     Parsed,
+    answer_id,
     parse_messages,
 )
 
@@ -459,3 +460,28 @@ def test_sdk_serialised_call_tool_request_and_error_result() -> None:
     assert one(response.model_dump_json(by_alias=True, exclude_none=True)) == Message(
         kind="response", id_key=("int", 11), is_error=True, result_type="input_required"
     )
+
+
+@pytest.mark.parametrize(("head", "expected"), [
+    ('{"jsonrpc":"2.0","id":7,"result":{"content":[{"type":"text","text":"xxx', ("int", 7)),
+    ('{ "jsonrpc" : "2.0" ,\n "id" : "a\\"b" , "error": {"code": -32603, "mess', ("str", 'a"b')),
+    ('{"id":null,"result":', ("null", "")),
+    ('  {"id":3,"jsonrpc":"2.0","result":', ("int", 3)),
+    # The id comes after the result, or the head ends before it: not known.
+    ('{"jsonrpc":"2.0","result":{"content":"xx', None),
+    ('{"jsonrpc":"2.0","id":12', None),
+    ('{"jsonrpc":"2.0","id":1', None),
+    ('{"jsonrpc":"2.0","id":1}', None),
+    # A request from the server shares the id space of no client request.
+    ('{"jsonrpc":"2.0","id":0,"method":"sampling/createMessage","params":{"x', None),
+    ('{"jsonrpc":"2.0","id":true,"result":{', None),
+    ('{"jsonrpc":"2.0","id":1.5,"result":{', None),
+    ('[{"jsonrpc":"2.0","id":1,"result":{', None),
+    ('{"jsonrpc":"2.0" "id":1,"result":{', None),
+    ('{1:2,"id":1,"result":{', None),
+    ('{"a":' + "[" * 5000, None),
+    ("", None),
+    ("data", None),
+])
+def test_answer_id_from_the_head_of_an_answer(head: str, expected: object) -> None:
+    assert answer_id(head) == expected

@@ -2,7 +2,13 @@ from __future__ import annotations
 
 import pytest
 
-from asgi_mcp_metrics.mcp.sse import LegacyEndpoint, SSEEvent, SSEParser, legacy_endpoint
+from asgi_mcp_metrics.mcp.sse import (
+    HEAD_BYTES,
+    LegacyEndpoint,
+    SSEEvent,
+    SSEParser,
+    legacy_endpoint,
+)
 
 MAX = 1 << 20
 
@@ -219,49 +225,115 @@ def test_line_at_the_limit_is_accepted() -> None:
     assert parse_whole(line + b"\n\n", max_line_bytes=16) == [SSEEvent("message", "x" * 10, None)]
 
 
-def test_overlong_line_stops_parsing_for_good() -> None:
+def test_overlong_line_is_skipped_and_parsing_resumes_at_the_next_event() -> None:
     parser = SSEParser(16)
     assert parser.feed(b"data: ok\n\ndata: " + b"x" * 11 + b"\n\ndata: late\n\n") == [
-        SSEEvent("message", "ok", None)
+        SSEEvent("message", "ok", None),
+        SSEEvent("message", "x" * 10, None, oversized=True),  # 16 - len("data: ") kept
+        SSEEvent("message", "late", None),
     ]
-    assert parser.overflowed is True
-    assert parser.feed(b"data: more\n\n") == []
+    assert parser.overflows == 1
+    assert parser.feed(b"data: more\n\n") == [SSEEvent("message", "more", None)]
     assert parser.close() == []
     assert parser.truncated is False
+
+
+# An SDK answer too large for the cap, between two that fit, with the event's own fields.
+BIG = b'{"jsonrpc":"2.0","id":7,"result":{"content":[{"type":"text","text":"' + b"x" * 5000
+OVERSIZED_STREAM = (
+    b"event: message\r\ndata: " + b'{"jsonrpc":"2.0","id":6,"result":{}}' + b"\r\n\r\n"
+    + b": ping\r\n\r\n"
+    + b"event: message\r\nid: 9\r\ndata: " + BIG + b'"}]}}\r\n\r\n'
+    + b"event: message\r\ndata: " + b'{"jsonrpc":"2.0","id":8,"result":{}}' + b"\r\n\r\n"
+)
+OVERSIZED_EVENTS = [
+    SSEEvent("message", '{"jsonrpc":"2.0","id":6,"result":{}}', None),
+    SSEEvent("message", BIG[:HEAD_BYTES].decode(), "9", oversized=True),
+    SSEEvent("message", '{"jsonrpc":"2.0","id":8,"result":{}}', "9"),
+]
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 7, 64, 1500, 4096])
+def test_oversized_event_in_chunks_of_every_size(size: int) -> None:
+    chunks = [OVERSIZED_STREAM[i : i + size] for i in range(0, len(OVERSIZED_STREAM), size)]
+    parser = SSEParser(2048)
+    events: list[SSEEvent] = []
+    for chunk in chunks:
+        events.extend(parser.feed(chunk))
+    assert events == OVERSIZED_EVENTS
+    assert parser.overflows == 1
+    assert parser.close() == []
+    assert parser.truncated is False
+
+
+def test_oversized_event_at_every_split_point() -> None:
+    for cut in range(1, len(OVERSIZED_STREAM)):
+        parser = SSEParser(2048)
+        events = parser.feed(OVERSIZED_STREAM[:cut]) + parser.feed(OVERSIZED_STREAM[cut:])
+        assert events == OVERSIZED_EVENTS, cut
+        assert parser.overflows == 1
 
 
 def test_overlong_partial_line_is_dropped_before_its_end_arrives() -> None:
     parser = SSEParser(16)
     assert parser.feed(b"data: 0123456789") == []
-    assert parser.overflowed is False
+    assert parser.overflows == 0
     assert parser.feed(b"a") == []
-    assert parser.overflowed is True
+    assert parser.overflows == 1
     assert parser._partial == []
+    # The rest of the line is dropped as it comes, not kept.
+    assert parser.feed(b"b" * 10_000) == []
+    assert parser._partial == []
+    assert parser.feed(b"c\n\ndata: next\n\n") == [
+        SSEEvent("message", "0123456789", None, oversized=True),
+        SSEEvent("message", "next", None),
+    ]
 
 
 def test_overlong_line_in_many_small_chunks() -> None:
     parser = SSEParser(1000)
     for _ in range(999):
         assert parser.feed(b"x") == []
-    assert parser.overflowed is False
+    assert parser.overflows == 0
     assert parser.feed(b"xx") == []
-    assert parser.overflowed is True
+    assert parser.overflows == 1
+    # Not a data line: nothing to dispatch, but the next event is read.
+    assert parser.feed(b"\n\ndata: y\n\n") == [SSEEvent("message", "y", None)]
 
 
 def test_event_data_is_capped_across_lines() -> None:
     parser = SSEParser(16)
     # Every line is short, but the event's data would grow without bound.
     assert parser.feed(b"data: 12345\n" * 2) == []
-    assert parser.overflowed is False
+    assert parser.overflows == 0
     assert parser.feed(b"data: 12345\n") == []
-    assert parser.overflowed is True
+    assert parser.overflows == 1
     assert parser._data_lines == []
+    assert parser.feed(b"data: 12345\n" * 1000) == []
+    assert parser._data_lines == []
+    assert parser.feed(b"\n") == [
+        SSEEvent("message", "12345\n1234", None, oversized=True)]
+    assert parser.overflows == 1
+
+
+def test_head_of_an_oversized_event_is_capped() -> None:
+    parser = SSEParser(HEAD_BYTES * 4)
+    events = parser.feed(b"data: " + b"y" * HEAD_BYTES * 8 + b"\n\n")
+    assert events == [SSEEvent("message", "y" * HEAD_BYTES, None, oversized=True)]
+
+
+def test_stream_ending_inside_an_oversized_event_is_not_also_truncated() -> None:
+    parser = SSEParser(16)
+    assert parser.feed(b"data: " + b"z" * 40 + b"\n") == []
+    assert parser.close() == []
+    assert parser.overflows == 1
+    assert parser.truncated is False
 
 
 def test_many_comment_lines_do_not_accumulate() -> None:
     parser = SSEParser(16)
     assert parser.feed(b": ping\n" * 10_000 + b"data: x\n\n") == [SSEEvent("message", "x", None)]
-    assert parser.overflowed is False
+    assert parser.overflows == 0
 
 
 def test_feed_after_close_is_ignored() -> None:

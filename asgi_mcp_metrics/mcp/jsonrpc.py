@@ -15,6 +15,7 @@ exposition later. Bounding their *cardinality* is the recorder's job.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from itertools import islice
 from typing import Any, Final, Literal
@@ -53,6 +54,8 @@ PROTOCOL_VERSION_META_KEY: Final = "io.modelcontextprotocol/protocolVersion"
 CLIENT_INFO_META_KEY: Final = "io.modelcontextprotocol/clientInfo"
 
 _NULL_ID: Final[IdKey] = ("null", "")
+_DECODER: Final = json.JSONDecoder()
+_SPACE: Final = re.compile(r"[ \t\n\r]*")
 
 
 @dataclass(slots=True)
@@ -178,6 +181,42 @@ def _classify(obj: dict[str, Any]) -> Message | None:
         return message
 
     return None
+
+
+def answer_id(head: str) -> IdKey | None:
+    """The id of a JSON-RPC answer known only by the first characters of its text.
+
+    Members are read in order up to ``"result"`` or ``"error"``; only an ``id`` seen before that
+    counts.  A request (``"method"``), a batch, or a head that ends first shows no answer's id.
+    """
+    pos = _skip_space(head, 0)
+    if head[pos : pos + 1] != "{":
+        return None
+    id_key: IdKey | None = None
+    pos += 1
+    try:
+        while True:
+            key, pos = _DECODER.raw_decode(head, _skip_space(head, pos))
+            pos = _skip_space(head, pos)
+            if not isinstance(key, str) or head[pos : pos + 1] != ":":
+                return None
+            if key in ("result", "error"):
+                return id_key
+            if key == "method":
+                return None
+            member, pos = _DECODER.raw_decode(head, _skip_space(head, pos + 1))
+            if key == "id":
+                id_key = _id_key(member)
+            pos = _skip_space(head, pos)
+            if head[pos : pos + 1] != ",":
+                return None
+            pos += 1
+    except (ValueError, RecursionError):
+        return None  # the head ended, or was not JSON, before the answer began
+
+
+def _skip_space(text: str, pos: int) -> int:
+    return _SPACE.match(text, pos).end()  # type: ignore[union-attr]
 
 
 def _read_params(message: Message, method: str, params: dict[str, Any]) -> None:

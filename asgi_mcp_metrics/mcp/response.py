@@ -3,8 +3,9 @@
 An answer arrives as a JSON body, as SSE frames on the same response, or - legacy HTTP+SSE
 transport - as frames on the session's GET stream, whose first ``endpoint`` event opens the
 session.  Each answer settles the request with its id; what is read depends on ``mcp_parsing``
-(see :mod:`.tracker`).  Buffers and frames are capped: past a cap, parsing of that response stops
-and is counted.
+(see :mod:`.tracker`).  Buffers and frames are capped and past a cap is counted: a JSON answer is
+then not read, an SSE frame is known by the id its first bytes show (an ``ok`` answer: its size is
+all there is to go by), and the frames after it are read as usual.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from time import perf_counter
 from typing import TYPE_CHECKING, Final
 
 from .body import BoundedBuffer
-from .jsonrpc import IdKey, Message, Parsed, parse_messages
+from .jsonrpc import IdKey, Message, Parsed, answer_id, parse_messages
 from .operations import outcome_of
 from .request import LEGACY
 from .sse import SSEEvent, SSEParser, legacy_endpoint
@@ -113,11 +114,12 @@ class McpResponse:
         if sse is not None:
             if chunk:
                 now = perf_counter()
+                overflows = sse.overflows
                 for event in sse.feed(chunk):
                     self._event(event, now)
-                if sse.overflowed:
-                    self.tracker.parse_limits.labels("sse_frame", "too_large").inc()
-                    self.sse = None
+                if sse.overflows != overflows:
+                    self.tracker.parse_limits.labels("sse_frame", "too_large").inc(
+                        sse.overflows - overflows)
                     self.unparsed = True
             return
         buffer = self.json
@@ -153,8 +155,15 @@ class McpResponse:
                 return
         if self.sse is None:
             return
-        if event.event == "message":
-            self._answers(parse_messages(event.data), now, "sse_frame")
+        if event.event != "message":
+            return
+        if event.oversized:
+            # Too large to read: its id, if its first bytes show it, says what it answers.
+            id_key = answer_id(event.data)
+            if id_key is not None:
+                self._answer(Message(kind="response", id_key=id_key), now)
+            return
+        self._answers(parse_messages(event.data), now, "sse_frame")
 
     def _legacy_stream(self, event: SSEEvent) -> None:
         """``event: endpoint`` opens a legacy HTTP+SSE session: this stream is its lifetime."""

@@ -10,8 +10,11 @@ deliberate choices:
   decoder does) and counted in :attr:`SSEParser.decode_errors`.
 
 Memory is bounded: a line, or the data of one event, longer than
-``max_line_bytes`` makes the parser give up on the stream for good
-(:attr:`SSEParser.overflowed`); it then drops its buffers and returns nothing more.
+``max_line_bytes`` is not kept (counted in :attr:`SSEParser.overflows`). The parser drops the
+event's data, skips to the blank line that ends the event and dispatches it as ``oversized``
+with only the first :data:`HEAD_BYTES` of its data (enough to show a JSON-RPC answer's id; fewer
+under a smaller cap, so that the head does not depend on how the stream was chunked); the events
+after it are parsed as usual.
 """
 
 from __future__ import annotations
@@ -28,6 +31,9 @@ _COLON: Final = 0x3A
 _BOM: Final = b"\xef\xbb\xbf"
 _DEFAULT_EVENT: Final = "message"
 
+HEAD_BYTES: Final = 1024
+"""Bytes of an oversized event's data that are kept."""
+
 
 class SSEEvent(NamedTuple):
     event: str
@@ -36,6 +42,8 @@ class SSEEvent(NamedTuple):
     """The ``data:`` lines joined with ``"\\n"``."""
     id: str | None
     """The stream's last event id when this event was dispatched; ``None`` if unset or empty."""
+    oversized: bool = False
+    """The data was longer than the parser keeps: ``data`` is only its first bytes."""
 
 
 class SSEParser:
@@ -49,15 +57,19 @@ class SSEParser:
         "_at_stream_start",
         "_data_len",
         "_data_lines",
+        "_dropping_line",
         "_event_type",
+        "_head",
+        "_head_bytes",
         "_last_event_id",
         "_max_line_bytes",
+        "_oversized",
         "_partial",
         "_partial_len",
         "_skip_lf",
         "closed",
         "decode_errors",
-        "overflowed",
+        "overflows",
         "truncated",
     )
 
@@ -65,6 +77,8 @@ class SSEParser:
         if max_line_bytes <= 0:
             raise ValueError(f"max_line_bytes must be > 0, got {max_line_bytes}")
         self._max_line_bytes = max_line_bytes
+        # What any overflow has seen of the data at least (a line past the cap, less "data: ").
+        self._head_bytes = min(HEAD_BYTES, max(0, max_line_bytes - 6))
         # Pieces of a line whose end has not arrived yet; kept as a list so a long
         # line delivered in small chunks costs O(n), not O(n^2).
         self._partial: list[bytes] = []
@@ -77,8 +91,14 @@ class SSEParser:
         self._data_lines: list[bytes] = []
         self._data_len = 0
         self._last_event_id = ""
-        self.overflowed = False
-        """A line or an event's data exceeded ``max_line_bytes``; parsing stopped for good."""
+        # The event in progress outgrew the cap: its data is dropped up to the blank line that
+        # ends it, and only its head is kept.
+        self._oversized = False
+        self._head = b""
+        # The line in progress outgrew the cap: its bytes are dropped up to its line ending.
+        self._dropping_line = False
+        self.overflows = 0
+        """Events whose data, or lines, exceeded ``max_line_bytes`` and were not kept."""
         self.decode_errors = 0
         """Fields or event data that were not valid UTF-8 (decoded with replacement)."""
         self.closed = False
@@ -90,7 +110,7 @@ class SSEParser:
         return self._last_event_id or None
 
     def feed(self, chunk: bytes) -> list[SSEEvent]:
-        if self.overflowed or self.closed or not chunk:
+        if self.closed or not chunk:
             return []
         if self._skip_lf:
             self._skip_lf = False
@@ -98,11 +118,17 @@ class SSEParser:
                 chunk = chunk[1:]
                 if not chunk:
                     return []
+        if self._dropping_line:
+            chunk = self._drop_line(chunk)
+            if not chunk:
+                return []
 
         if b"\n" not in chunk and b"\r" not in chunk:
             self._partial_len += len(chunk)
             if self._partial_len > self._max_line_bytes:
-                self._overflow()
+                self._partial.append(chunk[: self._max_line_bytes])
+                self._overflow(b"".join(self._partial))
+                self._dropping_line = True
             else:
                 self._partial.append(chunk)
             return []
@@ -125,9 +151,10 @@ class SSEParser:
             tail = lines.pop()
 
         events = self._process(lines)
-        if tail and not self.overflowed:
+        if tail:
             if len(tail) > self._max_line_bytes:
-                self._overflow()
+                self._overflow(tail)
+                self._dropping_line = True
             else:
                 self._partial.append(tail)
                 self._partial_len = len(tail)
@@ -137,23 +164,42 @@ class SSEParser:
         """End of stream. An event without its closing blank line is discarded, per the standard."""
         if not self.closed:
             self.closed = True
-            self.truncated = not self.overflowed and bool(self._partial or self._data_lines)
+            # (An oversized event cut off by the end was counted as oversized already.)
+            self.truncated = not self._oversized and bool(self._partial or self._data_lines)
             self._partial = []
             self._data_lines = []
+            self._head = b""
         return []
+
+    def _drop_line(self, chunk: bytes) -> bytes:
+        """What follows the end of the line being dropped, if ``chunk`` holds it."""
+        end = _line_end(chunk)
+        if end == -1:
+            return b""
+        self._dropping_line = False
+        if chunk[end] == _CR:
+            if end + 1 == len(chunk):
+                self._skip_lf = True
+            elif chunk[end + 1] == _LF:
+                end += 1
+        return chunk[end + 1 :]
 
     def _process(self, lines: list[bytes]) -> list[SSEEvent]:
         events: list[SSEEvent] = []
         max_len = self._max_line_bytes
         for line in lines:
             if len(line) > max_len:
-                self._overflow()
-                break
+                self._overflow(line)
+                continue
             if self._at_stream_start:
                 self._at_stream_start = False
                 line = line.removeprefix(_BOM)
             if not line:
-                if self._data_lines:
+                if self._oversized:
+                    event = self._dispatch_oversized()
+                    if event is not None:
+                        events.append(event)
+                elif self._data_lines:
                     event = self._dispatch()
                     if event is not None:
                         events.append(event)
@@ -171,10 +217,12 @@ class SSEParser:
                 if value[:1] == b" ":
                     value = value[1:]
             if name == b"data":
+                if self._oversized:
+                    continue
                 self._data_len += len(value) + 1
                 if self._data_len > max_len:
-                    self._overflow()
-                    break
+                    self._overflow(line)
+                    continue
                 self._data_lines.append(value)
             elif name == b"event":
                 self._event_type = self._decode(value)
@@ -195,6 +243,15 @@ class SSEParser:
             self._last_event_id or None,
         )
 
+    def _dispatch_oversized(self) -> SSEEvent | None:
+        head = self._head
+        self._oversized = False
+        self._head = b""
+        if not head:
+            return None  # an overlong comment or field: no data to speak of
+        return SSEEvent(self._event_type or _DEFAULT_EVENT, self._decode(head),
+                        self._last_event_id or None, oversized=True)
+
     def _decode(self, raw: bytes) -> str:
         try:
             return raw.decode("utf-8")
@@ -202,12 +259,31 @@ class SSEParser:
             self.decode_errors += 1
             return raw.decode("utf-8", "replace")
 
-    def _overflow(self) -> None:
-        self.overflowed = True
+    def _overflow(self, line: bytes) -> None:
+        """The event in progress outgrew the cap at ``line`` (or its first bytes)."""
+        self._at_stream_start = False
+        if not self._oversized:
+            self._oversized = True
+            self.overflows += 1
+            head = b"\n".join(self._data_lines)
+            cap = self._head_bytes
+            if line.startswith(b"data:") and len(head) < cap:
+                value = line[5 : 6 + cap].removeprefix(b" ")
+                head = head + b"\n" + value if self._data_lines else value
+            self._head = head[:cap]
         self._partial = []
         self._partial_len = 0
         self._data_lines = []
         self._data_len = 0
+
+
+def _line_end(chunk: bytes) -> int:
+    """Index of the first ``\r`` or ``\n`` in ``chunk``, or -1."""
+    cr = chunk.find(b"\r")
+    lf = chunk.find(b"\n")
+    if cr == -1:
+        return lf
+    return cr if lf == -1 else min(cr, lf)
 
 
 @dataclass(frozen=True, slots=True)

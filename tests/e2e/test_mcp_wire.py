@@ -9,6 +9,7 @@ for ``promtool check metrics``.
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -41,6 +42,7 @@ pytestmark = pytest.mark.e2e
 OPERATION_COUNT = "mcp_server_operation_duration_seconds_count"
 TOOL_CALLS = "mcp_tool_calls_total"
 REQUESTS = "mcp_server_requests_total"
+DURATION_COUNT = "http_server_request_duration_seconds_count"
 
 
 def make_server() -> MCPServer:
@@ -179,6 +181,39 @@ def test_legacy_http_sse_transport(registry: CollectorRegistry) -> None:
         check_metrics(generate_latest(registry))
 
 
+def test_legacy_sse_resynchronises_after_an_oversized_answer(registry: CollectorRegistry) -> None:
+    """One answer past ``max_frame_bytes`` is counted by its id; the calls after it still are."""
+    server = make_server()
+
+    @server.tool()
+    def big() -> str:
+        return "x" * 100_000
+
+    later = 10
+    app = MetricsMiddleware(server.sse_app(), registry=registry, max_frame_bytes=16_384)
+    with serve(app) as url:
+        async def session() -> None:
+            async with Client(sse_client(url + "/sse"), mode="legacy") as client:
+                await client.list_tools()
+                assert len((await client.call_tool("big", {})).content[0].text) == 100_000
+                for i in range(later):
+                    assert not (await client.call_tool("add", {"a": i, "b": 1})).is_error
+
+        asyncio.run(session())
+        wait_until(lambda: gauges_idle(registry))
+    assert tool_calls(registry, "big", "ok") == 1
+    assert tool_calls(registry, "add", "ok") == later
+    assert total(registry, TOOL_CALLS) == later + 1
+    assert value(registry, OPERATION_COUNT, mcp_method_name="tools/call", gen_ai_tool_name="add",
+                 gen_ai_prompt_name="", error_type="", mcp_protocol_version=HANDSHAKE) == later
+    assert value(registry, "asgi_mcp_metrics_parse_limit_total", where="sse_frame",
+                 reason="too_large") == 1
+    assert total(registry, "asgi_mcp_metrics_parse_limit_total") == 1
+    assert total(registry, REQUESTS, outcome="cancelled") == 0
+    assert value(registry, "mcp_server_sessions_ended_total", transport="sse",
+                 end_reason="client_disconnect") == 1
+
+
 @pytest.mark.parametrize("client_mode", ["2026-07-28", "auto"])
 def test_modern_era(registry: CollectorRegistry, client_mode: str) -> None:
     modern = "2026-07-28"
@@ -245,3 +280,24 @@ def test_open_sessions_end_with_shutdown(registry: CollectorRegistry) -> None:
     assert value(registry, "mcp_server_sessions_started_total", transport="streamable_http") == 2
     assert gauges_idle(registry)
     check_metrics(generate_latest(registry))
+
+
+@pytest.mark.parametrize("mode", ["stateful_sse", "stateless_json"])
+def test_client_abort_mid_body_is_no_server_error(registry: CollectorRegistry, mode: str) -> None:
+    """The SDK answers a body cut short with a 500 nobody receives: the client left first."""
+    aborts = 3
+    with running(make_server().streamable_http_app(**MODES[mode]), registry) as url:
+        port = int(url.rsplit(":", 1)[1])
+        for done in range(1, aborts + 1):
+            with socket.create_connection(("127.0.0.1", port)) as sock:
+                sock.sendall(b"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n" % port
+                             + b"Content-Type: application/json\r\n"
+                             b"Accept: application/json, text/event-stream\r\n"
+                             b"Content-Length: 100000\r\n\r\n" + b'{"jsonrpc": "2.0", ' * 50)
+                wait_until(lambda: total(registry, "http_server_active_requests") == 1)
+            wait_until(lambda n=done: total(registry, DURATION_COUNT) == n)
+        wait_until(lambda: gauges_idle(registry))
+    assert value(registry, DURATION_COUNT, http_request_method="POST", http_route="/mcp",
+                 http_response_status_code="499", error_type="client_disconnect") == aborts
+    assert total(registry, DURATION_COUNT) == aborts
+    assert total(registry, "asgi_mcp_metrics_internal_errors_total") == 0
