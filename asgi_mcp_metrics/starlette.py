@@ -15,13 +15,14 @@ from typing import Any, TypeVar
 from prometheus_client import CollectorRegistry
 from starlette.applications import Starlette
 from starlette.datastructures import URLPath
-from starlette.routing import BaseRoute, Match, NoMatchFound, Route
+from starlette.routing import BaseRoute, Match, NoMatchFound
 from starlette.types import Receive, Scope, Send
 
 from .config import Settings
 from .exposition import MetricsEndpoint
 from .middleware import MetricsMiddleware
 from .surfaces.app import Surfaces
+from .types import ASGIApp
 
 AppT = TypeVar("AppT", bound=Starlette)
 
@@ -46,33 +47,30 @@ def instrument(app: AppT, *, registry: CollectorRegistry | None = None,
                        settings=settings)
     if expose:
         endpoint = MetricsEndpoint(registry=registry, settings=settings)
-        # An ASGI app as endpoint (not a function): Starlette hands it every method, and the
-        # endpoint answers 405 with an Allow header itself.
-        app.router.routes.insert(0, Route(settings.metrics_path, endpoint, name="metrics"))
+        apps: dict[str, tuple[str, ASGIApp]] = {settings.metrics_path: ("metrics", endpoint)}
         if settings.surfaces:
             surfaces = Surfaces(registry=registry, settings=settings)
-            app.router.routes.insert(0, SurfacesRoute(surfaces))
+            for name, path, handler in surfaces.routes():
+                apps.setdefault(path, (f"metrics_{name}", handler))
             app.state.asgi_mcp_metrics_surfaces = surfaces
+        app.router.routes.insert(0, ExactRoutes(apps))
     return app
 
 
-class SurfacesRoute(BaseRoute):
-    """Every operator surface as one route, matched by one dict look-up on the exact path.
+class ExactRoutes(BaseRoute):
+    """The metrics endpoint and every operator surface as one route: an exact-path dict
+    look-up, where a route per path would cost every request of the app a regular-expression
+    match each.  The apps answer every method themselves (405 with ``Allow`` where due)."""
 
-    One regular-expression route per surface would be tried, in turn, by every request of the
-    app; this route costs a request one look-up.  Route names are ``metrics_<surface>``.
-    """
-
-    def __init__(self, surfaces: Surfaces) -> None:
-        self.surfaces = surfaces
-        self._names = {path: name for name, path in surfaces.paths.items()}
-        self._paths = {f"metrics_{name}": path for name, path in surfaces.paths.items()}
+    def __init__(self, apps: dict[str, tuple[str, ASGIApp]]) -> None:
+        self._apps = apps
+        self._paths = {name: path for path, (name, _) in apps.items()}
 
     def matches(self, scope: Scope) -> tuple[Match, Scope]:
-        if scope["type"] in ("http", "websocket"):
-            name = self._names.get(scope["path"])
-            if name is not None:
-                return Match.FULL, {"endpoint": self.surfaces.handler(name)}
+        if scope["type"] == "http":
+            found = self._apps.get(_route_path(scope))
+            if found is not None:
+                return Match.FULL, {"endpoint": found[1]}
         return Match.NONE, {}
 
     def url_path_for(self, name: str, /, **path_params: Any) -> URLPath:
@@ -82,4 +80,11 @@ class SurfacesRoute(BaseRoute):
         return URLPath(path=path, protocol="http")
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await self.surfaces.serve(self._names[scope["path"]], scope, receive, send)
+        await self._apps[_route_path(scope)][1](scope, receive, send)
+
+
+def _route_path(scope: Scope) -> str:
+    # As Starlette routes: the path below the root_path a proxy or a mount put in front.
+    path: str = scope["path"]
+    root_path = scope.get("root_path", "")
+    return path[len(root_path):] if root_path and path.startswith(root_path) else path

@@ -131,3 +131,16 @@ def test_surface_defaults() -> None:
     assert (settings.sse_interval, settings.sse_heartbeat, settings.sse_max_viewers) == (
         0.5, 15.0, 20)
     assert (settings.history_seconds, settings.history_minutes) == (3600, 1440)
+
+
+def test_one_exact_route_serves_endpoint_and_surfaces(registry: CollectorRegistry) -> None:
+    app = instrument(Starlette(routes=[Route("/hello", hello)]), registry=registry)
+    assert app.url_path_for("metrics") == "/metrics"
+    assert app.url_path_for("metrics_totals") == "/metrics/totals"
+    assert app.url_path_for("metrics_active_stream") == "/metrics/active/stream"
+    # Behind a proxy prefix the paths match below the root_path, as Starlette's routes do.
+    with TestClient(app, root_path="/api") as client:
+        assert client.get("/api/metrics/totals").status_code == 200
+        assert client.get("/api/metrics").status_code == 200
+        assert client.get("/api/hello").text == "hello"
+        assert client.get("/api/metrics/nothing").status_code == 404
