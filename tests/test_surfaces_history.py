@@ -114,3 +114,56 @@ def test_history_endpoint_and_its_range(registry: CollectorRegistry) -> None:
         for bad in ("0", "abc", str(8 * 86400)):
             assert client.get(f"/metrics/ui/history?range={bad}").status_code == 400
     app.state.asgi_mcp_metrics_surfaces.history.stop()
+
+
+def test_totals_over_a_window(registry: CollectorRegistry) -> None:
+    settings = Settings()
+    recorder = get_recorder(registry, settings)
+    wall = FakeClock(3600.0 * 10)  # on the hour
+    history = History(recorder, clock=wall)
+    llm = LLMMetrics(registry=registry, settings=settings)
+
+    @instrument_tool(backend="git", registry=registry, settings=settings)
+    def push() -> str:
+        return "ok"
+
+    history.sample()                       # 10:00:00
+    push()
+    llm.record_tokens("p", "m", input=10)
+    wall.advance(60)
+    history.sample()                       # 10:01:00
+    push()
+    push()
+    wall.advance(30)
+    history.sample()                       # 10:01:30: same minute, no new start
+    wall.advance(40)
+    push()
+    history.sample()                       # 10:02:10
+    assert [t - 36000 for t, _ in history.minute_rows] == [0, 60, 130]
+
+    def calls(seconds: float) -> tuple[float, float]:
+        found = history.totals_since(seconds)
+        assert found is not None
+        since, rows = found
+        return since - 36000, sum(rows["tool_calls"].values())
+
+    assert calls(60) == (60, 3)      # from 10:01:00 (the newest minute start >= 60 s old)
+    assert calls(100) == (0, 4)      # from 10:00:00
+    assert calls(30) == (60, 3)      # 10:01:00 is the newest start at least 30 s old
+    assert calls(7200) == (0, 4)     # before the history began: from its start
+    assert sum(history.totals_since(100)[1]["tokens"].values()) == 10  # type: ignore[index]
+
+
+def test_window_totals_endpoint(registry: CollectorRegistry) -> None:
+    app = instrument(Starlette(), registry=registry)
+    with TestClient(app) as client:
+        doc = client.get("/metrics/totals?window=3600&tool=x*").json()
+        assert doc["window"]["seconds"] == 3600
+        assert isinstance(doc["window"]["since"], float)
+        assert doc["tool_calls"] == {"total": 0}
+        assert doc["filters"] == {"tool": "x*"}
+        for bad in ("0", "soon", str(8 * 86400)):
+            answer = client.get(f"/metrics/totals?window={bad}")
+            assert answer.status_code == 400
+            assert "window" in answer.json()["error"]
+    app.state.asgi_mcp_metrics_surfaces.history.stop()

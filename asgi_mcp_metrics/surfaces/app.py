@@ -30,7 +30,7 @@ from .history import History, history_of
 from .inflight import snapshot
 from .paths import SurfacePaths
 from .sse import Viewers, serve_stream
-from .totals import FilterError, totals
+from .totals import FilterError, RowReader, document, totals
 from .ui import page
 
 __all__ = ["SURFACES", "SurfaceEndpoint", "Surfaces"]
@@ -224,23 +224,42 @@ class Surfaces:
             if form not in ("json", "yaml"):
                 return _json(400, {"error": "format must be json or yaml"})
             filters = {key: values[-1] for key, values in query.items() if values}
+            window = _last(query, "window")
             try:
-                document = totals(scrape_source(self.recorder.registry),
-                                  namespace=self.recorder.namespace, filters=filters)
+                if window is None:
+                    answer = totals(scrape_source(self.recorder.registry),
+                                    namespace=self.recorder.namespace, filters=filters)
+                else:
+                    answer = self._window_totals(window, filters)
             except FilterError as error:
                 return _json(400, {"error": str(error)})
-            document["scope"] = _worker_scope()
+            answer["scope"] = _worker_scope()
             if form == "json":
-                return _json(200, document)
+                return _json(200, answer)
             try:
                 import yaml
             except ImportError:
                 return Exposition.plain_text(
                     406, "format=yaml needs PyYAML: pip install 'asgi-mcp-metrics[yaml]'\n")
-            text = yaml.safe_dump(document, sort_keys=False, allow_unicode=True)
+            text = yaml.safe_dump(answer, sort_keys=False, allow_unicode=True)
             return _body(200, b"application/yaml; charset=utf-8", text.encode("utf-8"))
 
         await self._guarded(scope, send, build)
+
+    def _window_totals(self, window: str, filters: dict[str, str]) -> dict[str, Any]:
+        try:
+            seconds = int(window)
+        except ValueError:
+            seconds = 0
+        if not 1 <= seconds <= MAX_RANGE_SECONDS:
+            raise FilterError(f"window must be a whole number of seconds from 1 to "
+                              f"{MAX_RANGE_SECONDS}")
+        self.history.ensure_started()
+        reader = RowReader(self.recorder.namespace)
+        now = (self.history.clock(), reader.read(scrape_source(self.recorder.registry)))
+        found = self.history.totals_since(seconds, now)
+        rows, since = (found[1], found[0]) if found is not None else (RowReader.empty(), None)
+        return {**document(rows, filters), "window": {"seconds": seconds, "since": since}}
 
     async def _health(self, scope: Scope, receive: Receive, send: Send) -> None:
         query = _query(scope)

@@ -24,6 +24,7 @@ from prometheus_client.registry import Collector
 from ..exposition import scrape_source
 from ..recorder import Recorder
 from .store import HistoryStore, StoredSample
+from .totals import RowReader, Rows, increase
 
 __all__ = ["COLUMNS", "History", "Sample", "history_of"]
 
@@ -54,6 +55,12 @@ class History:
         self.store = (HistoryStore(path, recorder, seconds=seconds, minutes=minutes)
                       if path else None)
         self._unsaved: list[Sample] = []
+        # Totals rows at the start of each of the last 60 minutes and 24 hours, for totals
+        # over a window; and the latest rows.
+        self._rows = RowReader(recorder.namespace)
+        self.minute_rows: deque[tuple[float, Rows]] = deque(maxlen=61)
+        self.hour_rows: deque[tuple[float, Rows]] = deque(maxlen=25)
+        self.latest_rows: tuple[float, Rows] | None = None
         self._saving = threading.Lock()
         self.interval = interval
         self.clock = clock
@@ -127,10 +134,11 @@ class History:
     def sample(self) -> None:
         """Read the registry once and append the sample; an error is counted, never raised."""
         try:
-            sample = self._read(scrape_source(self.recorder.registry))
+            sample, rows = self._read(scrape_source(self.recorder.registry))
         except Exception:
             self.recorder.internal_error("history.sample")
             return
+        self._keep_rows(sample.t, rows)
         self.fine.append(sample)
         last = self.coarse[-1] if self.coarse else None
         if last is None or int(last.t // 60) != int(sample.t // 60):
@@ -148,14 +156,39 @@ class History:
     def _stored(self, sample: Sample) -> StoredSample:
         return StoredSample(sample.t, sample.values, sample.buckets, self.bounds)
 
-    def _read(self, source: Collector) -> Sample:
+    def _keep_rows(self, t: float, rows: Rows) -> None:
+        previous = self.latest_rows
+        self.latest_rows = (t, rows)
+        if previous is None or int(previous[0] // 60) != int(t // 60):
+            self.minute_rows.append((t, rows))
+        if previous is None or int(previous[0] // 3600) != int(t // 3600):
+            self.hour_rows.append((t, rows))
+
+    def totals_since(self, seconds: float, now: tuple[float, Rows] | None = None
+                     ) -> tuple[float, Rows] | None:
+        """``(since, rows)``: what the totals gained from about ``seconds`` ago until ``now``
+        (time and rows; default: the latest sample).  The start is the newest minute (within
+        the hour) or hour start at least that old, else the oldest one kept."""
+        now = now if now is not None else self.latest_rows
+        if now is None or not self.minute_rows:
+            return None
+        target = now[0] - seconds
+        kept = self.minute_rows if seconds <= 3600 else self.hour_rows
+        older = [entry for entry in kept if entry[0] <= target]
+        start = older[-1] if older else min((*self.minute_rows, *self.hour_rows),
+                                            key=lambda entry: entry[0])
+        return start[0], increase(now[1], start[1])
+
+    def _read(self, source: Collector) -> tuple[Sample, Rows]:
         n = self._names
+        rows = self._rows.empty()
         values = dict.fromkeys(COLUMNS, 0.0)
         server_buckets: dict[float, float] = {}
         tool_buckets: dict[float, float] = {}
         for family in source.collect():
             for s in family.samples:
                 name, labels, value = s.name, s.labels, s.value
+                self._rows.take(rows, name, labels, value)
                 if name == n["http_server_request_duration_seconds_count"]:
                     values["requests"] += value
                     if labels.get("http_response_status_code", "").startswith("5"):
@@ -194,7 +227,7 @@ class History:
         if not self.bounds and buckets:
             self.bounds = tuple(sorted(buckets))
         counts = tuple(buckets.get(bound, 0.0) for bound in self.bounds)
-        return Sample(self.clock(), tuple(values[c] for c in COLUMNS), counts)
+        return Sample(self.clock(), tuple(values[c] for c in COLUMNS), counts), rows
 
     # -- reading -------------------------------------------------------------------------------
     def window(self, seconds: float) -> dict[str, Any]:

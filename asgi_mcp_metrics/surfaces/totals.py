@@ -13,7 +13,8 @@ from typing import Any
 
 from prometheus_client.registry import Collector
 
-__all__ = ["MAX_PATTERN_CHARS", "TOTALS_FILTERS", "FilterError", "totals", "wildcard_match"]
+__all__ = ["MAX_PATTERN_CHARS", "TOTALS_FILTERS", "FilterError", "RowReader", "Rows", "document",
+           "increase", "totals", "wildcard_match"]
 
 MAX_PATTERN_CHARS = 200
 TOOL_LEVELS = ("backend", "tool", "outcome")
@@ -68,23 +69,64 @@ def check_filters(filters: Mapping[str, str]) -> dict[str, str]:
     return kept
 
 
+Rows = dict[str, dict[tuple[str, ...], float]]
+"""Per metric (``tool_calls``, ``tokens``): the summed value of each key of its levels."""
+
+
+class RowReader:
+    """Picks the two totals metrics' samples out of a collect, summed by their levels."""
+
+    def __init__(self, namespace: str = "") -> None:
+        prefix = f"{namespace}_" if namespace else ""
+        self._specs = {prefix + _TOOL_CALLS[0]: ("tool_calls", _TOOL_CALLS[1]),
+                       prefix + _TOKENS[0]: ("tokens", _TOKENS[1])}
+
+    @staticmethod
+    def empty() -> Rows:
+        return {"tool_calls": {}, "tokens": {}}
+
+    def take(self, rows: Rows, name: str, labels: Mapping[str, str], value: float) -> bool:
+        """Add one sample to ``rows`` when it belongs to the totals; True when it did."""
+        spec = self._specs.get(name)
+        if spec is None:
+            return False
+        table = rows[spec[0]]
+        key = tuple(labels.get(label, "") for label in spec[1])
+        table[key] = table.get(key, 0.0) + value
+        return True
+
+    def read(self, source: Collector) -> Rows:
+        rows = self.empty()
+        for family in source.collect():
+            for sample in family.samples:
+                self.take(rows, sample.name, sample.labels, sample.value)
+        return rows
+
+
+def increase(now: Rows, then: Rows) -> Rows:
+    """What each counter gained since ``then`` (a counter that restarted counts from 0)."""
+    gained = RowReader.empty()
+    for metric, table in now.items():
+        before = then.get(metric, {})
+        for key, value in table.items():
+            earlier = before.get(key, 0.0)
+            gained[metric][key] = value - earlier if value >= earlier else value
+    return gained
+
+
 def totals(source: Collector, *, namespace: str = "",
            filters: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """The totals document; ``filters`` maps a level (``backend``, ``tool``, ...) to a pattern."""
+    """The totals document since start; ``filters`` maps a level (``backend``, ``tool``, ...)
+    to a pattern."""
+    return document(RowReader(namespace).read(source), filters)
+
+
+def document(rows: Rows, filters: Mapping[str, str] | None = None) -> dict[str, Any]:
     applied = check_filters(filters or {})
-    prefix = f"{namespace}_" if namespace else ""
-    wanted = {prefix + _TOOL_CALLS[0]: _TOOL_CALLS, prefix + _TOKENS[0]: _TOKENS}
-    rows: dict[str, list[tuple[tuple[str, ...], float]]] = {name: [] for name in wanted}
-    for family in source.collect():
-        for sample in family.samples:
-            spec = wanted.get(sample.name)
-            if spec is not None:
-                key = tuple(sample.labels.get(label, "") for label in spec[1])
-                rows[sample.name].append((key, sample.value))
     return {
         "filters": applied,
-        "tool_calls": _tree(rows[prefix + _TOOL_CALLS[0]], TOOL_LEVELS, _TOOL_CALLS[2], applied),
-        "tokens": _tree(rows[prefix + _TOKENS[0]], TOKEN_LEVELS, _TOKENS[2], applied),
+        "tool_calls": _tree(rows["tool_calls"].items(), TOOL_LEVELS, _TOOL_CALLS[2], applied),
+        "tokens": _tree(rows["tokens"].items(), TOKEN_LEVELS, _TOKENS[2], applied),
     }
 
 

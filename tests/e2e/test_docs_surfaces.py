@@ -68,7 +68,7 @@ def test_every_block_runs_as_documented(tmp_path: Path) -> None:
             following = found[index + 1] if index + 1 < len(found) else ("", "")
             if following[0] == "text":
                 _in_order(following[1].splitlines(), run.stdout.splitlines(), code)
-        assert commands == 8
+        assert commands == 9
     finally:
         server.terminate()
         server.wait(15)
