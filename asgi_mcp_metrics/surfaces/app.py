@@ -23,11 +23,12 @@ from ..exposition import (
     authorize,
     scrape_source,
 )
+from ..identity import resolve_identity
 from ..recorder import get_recorder
 from ..types import Receive, Scope, Send
 from .health import health
 from .history import History, history_of
-from .inflight import snapshot
+from .inflight import Identify, snapshot
 from .paths import SurfacePaths
 from .sse import Viewers, serve_stream
 from .totals import FilterError, RowReader, document, totals
@@ -61,6 +62,10 @@ class Surfaces:
                                            minutes=settings.history_minutes,
                                            path=settings.history_path)
         self._off: set[str] = set()
+        self._identify: Identify | None = None
+        if settings.identity != "off" or settings.identity_resolver is not None:
+            recorder = self.recorder
+            self._identify = lambda scope: resolve_identity(scope, settings, recorder=recorder)
         self._handlers: dict[str, Handler] = {
             "ui": self._ui, "history": self._history, "live": self._live,
             "active": self._active, "active_stream": self._active_stream,
@@ -200,7 +205,7 @@ class Surfaces:
         await self._stream(scope, receive, send, "active", lambda: inflight.version, payload)
 
     def _active_document(self) -> dict[str, Any]:
-        return {**snapshot(self.recorder.inflight), "viewers": self.viewers.count,
+        return {**snapshot(self.recorder.inflight, self._identify), "viewers": self.viewers.count,
                 "scope": _worker_scope()}
 
     async def _stream(self, scope: Scope, receive: Receive, send: Send, surface: str,

@@ -8,7 +8,7 @@ looks like to an operator) happens here, when somebody looks.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from time import perf_counter
 from typing import Any
 
@@ -55,8 +55,13 @@ class InFlight:
                 continue
 
 
-def describe(record: Any, now: float | None = None) -> dict[str, Any]:
-    """What an operator sees of one in-flight HTTP exchange (read-only, best effort)."""
+Identify = Callable[[Mapping[str, Any]], "str | None"]
+
+
+def describe(record: Any, now: float | None = None,
+             identify: Identify | None = None) -> dict[str, Any]:
+    """What an operator sees of one in-flight HTTP exchange (read-only, best effort);
+    ``identify`` gives the caller's identity from the scope (only when identity is on)."""
     now = perf_counter() if now is None else now
     scope: Mapping[str, Any] = getattr(record, "scope", {})
     stream_kind = getattr(record, "stream_kind", None)
@@ -72,6 +77,10 @@ def describe(record: Any, now: float | None = None) -> dict[str, Any]:
     }
     if stream_kind:
         entry["stream_kind"] = str(stream_kind)
+    if identify is not None:
+        identity = identify(scope)
+        if identity:
+            entry["identity"] = identity
     operations = [_operation(op, now) for op in _operations(record)]
     if operations:
         entry["mcp"] = operations
@@ -111,11 +120,11 @@ def _operation(operation: Any, now: float) -> dict[str, Any]:
     return entry
 
 
-def snapshot(inflight: InFlight) -> dict[str, Any]:
+def snapshot(inflight: InFlight, identify: Identify | None = None) -> dict[str, Any]:
     """The JSON document of ``/metrics/active``: the version and every record, oldest first."""
     version = inflight.version
     now = perf_counter()
-    entries = [describe(record, now) for record in inflight.records()]
+    entries = [describe(record, now, identify) for record in inflight.records()]
     entries.sort(key=lambda entry: -entry["age_seconds"])
     return {
         "version": version,

@@ -89,6 +89,25 @@ def test_snapshot_shows_what_is_in_flight(registry: CollectorRegistry) -> None:
         wait_until(lambda: gauges_idle(registry))
 
 
+def test_snapshot_names_the_caller_when_identity_is_on(registry: CollectorRegistry) -> None:
+    gate = threading.Event()
+    app = build(registry, gate, identity="header:X-Client")
+    with serve(app) as url:
+        callers = [threading.Thread(target=httpx.get, args=(f"{url}/slow/{n}",),
+                                    kwargs={"timeout": 30, "headers": headers})
+                   for n, headers in enumerate(({"x-client": "alice"}, {}))]
+        for caller in callers:
+            caller.start()
+        wait_until(lambda: httpx.get(f"{url}/metrics/active").json()["requests"] == 2)
+        active = httpx.get(f"{url}/metrics/active").json()["active"]
+        gate.set()
+        for caller in callers:
+            caller.join(30)
+    by_path = {entry["path"]: entry for entry in active}
+    assert by_path["/slow/0"]["identity"] == "alice"
+    assert "identity" not in by_path["/slow/1"]
+
+
 def test_stream_versions_are_contiguous_then_heartbeat_then_disabled(
         registry: CollectorRegistry) -> None:
     gate = threading.Event()
