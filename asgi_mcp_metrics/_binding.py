@@ -10,6 +10,9 @@ resolves on first use instead:
   middleware built), that recorder is reused, so in-code metrics land next to the wire ones;
 * otherwise the settings come from ``Settings.load()`` (environment, TOML) on the default
   ``prometheus_client.REGISTRY``.
+
+Binding also shows the front end's ``layer`` of the catalog in the exposition
+(:meth:`Recorder.enable`): from then on its families are listed, even before they count.
 """
 
 from __future__ import annotations
@@ -27,13 +30,14 @@ from .recorder import Recorder, existing_recorder, get_recorder
 class Binding:
     """Resolves ``(recorder, settings)`` once, on first use; thread-safe."""
 
-    __slots__ = ("_bound", "_lock", "_on_bind", "registry", "settings")
+    __slots__ = ("_bound", "_layer", "_lock", "_on_bind", "registry", "settings")
 
     def __init__(self, registry: CollectorRegistry | None = None,
                  settings: Settings | None = None,
-                 on_bind: Callable[[Recorder], None] | None = None) -> None:
+                 on_bind: Callable[[Recorder], None] | None = None, *, layer: str) -> None:
         self.registry = registry
         self.settings = settings
+        self._layer = layer
         self._on_bind = on_bind
         self._bound: tuple[Recorder, Settings] | None = None
         self._lock = threading.Lock()
@@ -55,6 +59,7 @@ class Binding:
                     settings = Settings.load()
                 if recorder is None:
                     recorder = get_recorder(registry, settings)
+                recorder.enable(self._layer)
                 if self._on_bind is not None:
                     self._on_bind(recorder)
                 self._bound = (recorder, settings)

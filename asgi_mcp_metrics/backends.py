@@ -186,7 +186,7 @@ class BackendMonitor:
                  settings: Settings | None = None) -> None:
         self.backend = backend
         self.transport = transport
-        self._binding = Binding(registry, settings)
+        self._binding = Binding(registry, settings, layer="backend")
         self._lock = threading.Lock()
         # perf_counter() of each open connection, oldest first: a pool may hold several.
         self._open: deque[float] = deque()
@@ -200,6 +200,8 @@ class BackendMonitor:
         self.last_error_at: float | None = None
         self.last_call_seconds: float | None = None
         _monitors.add(self)
+        # Writes the tracked tool-cache size to this worker's files (multiprocess mode only).
+        self._refresh_cache: Callable[[], None] | None = None
         try:
             self._binding.resolve_if_ready()
             if self._binding.bound:
@@ -258,6 +260,7 @@ class BackendMonitor:
                 with self._lock:
                     self._open.append(perf_counter())
                 recorder["mcp_backend_up"].labels(backend, self.transport).set(1)
+            self._sample_cache()
         except Exception:
             self._internal_error("connect")
 
@@ -277,6 +280,7 @@ class BackendMonitor:
                 backend, self.transport, reason).observe(perf_counter() - opened)
             if not still_open:
                 recorder["mcp_backend_up"].labels(backend, self.transport).set(0)
+            self._sample_cache()
         except Exception:
             self._internal_error("disconnect")
 
@@ -312,8 +316,10 @@ class BackendMonitor:
         """Report ``mcp_tool_cache_entries`` by calling ``size()`` at every scrape.
 
         A ``size`` that raises is counted as a callback error and the last good value is
-        reported.  (In multiprocess mode scrape-time callbacks are not collected; call
-        :meth:`set_tool_cache_size` instead.)
+        reported.  With several workers (``PROMETHEUS_MULTIPROC_DIR``) a scrape reads files,
+        not callbacks, so each worker writes ``size()`` to its file whenever it answers a
+        scrape and at this monitor's own events (cache lookups, connects, disconnects, tools
+        discovered); the scrape shows the largest cache among the live workers.
         """
         last = [0.0]
 
@@ -330,7 +336,12 @@ class BackendMonitor:
 
         try:
             recorder, backend = self._bound()
-            recorder["mcp_tool_cache_entries"].labels(backend).set_function(read)
+            child = recorder["mcp_tool_cache_entries"].labels(backend)
+            child.set_function(read)
+            if recorder.multiprocess:
+                self._refresh_cache = lambda: child.set(read())
+                recorder.add_refresher(self._refresh_cache)
+                self._refresh_cache()
         except Exception:
             self._internal_error("track_tool_cache")
 
@@ -345,6 +356,7 @@ class BackendMonitor:
         """Make tool names the backend listed known label values (the tool-name allowlist)."""
         try:
             self._binding.recorder.learn_tools(names)
+            self._sample_cache()
         except Exception:
             self._internal_error("tools_discovered")
 
@@ -361,8 +373,14 @@ class BackendMonitor:
         try:
             recorder, backend = self._bound()
             recorder["mcp_tool_cache_requests_total"].labels(backend, result).inc()
+            self._sample_cache()
         except Exception:
             self._internal_error("cache")
+
+    def _sample_cache(self) -> None:
+        """A moment the cache may have changed: write its size to this worker's files."""
+        if self._refresh_cache is not None:
+            self._refresh_cache()
 
     # -- child processes -------------------------------------------------------------------------
     def process_started(self, pid: int | None = None) -> None:

@@ -46,6 +46,8 @@ class MetricSpec:
 
     ``name`` is the name as exposed (counters include ``_total``), without the namespace.
     ``buckets_option`` names the Settings field that overrides ``buckets``.
+    ``multiprocess_mode`` (gauges) says how the values of several worker processes combine
+    under ``PROMETHEUS_MULTIPROC_DIR``; see :data:`MULTIPROCESS_MODES`.
     """
 
     name: str
@@ -56,6 +58,7 @@ class MetricSpec:
     buckets: tuple[float, ...] = ()
     buckets_option: str = ""
     layer: str = "http"
+    multiprocess_mode: str = ""
 
 
 def _h(name: str, help: str, labels: tuple[str, ...], buckets: tuple[float, ...], *,
@@ -67,8 +70,17 @@ def _c(name: str, help: str, labels: tuple[str, ...], *, layer: str) -> MetricSp
     return MetricSpec(name, "counter", help, labels, layer=layer)
 
 
-def _g(name: str, help: str, labels: tuple[str, ...], *, unit: str = "", layer: str) -> MetricSpec:
-    return MetricSpec(name, "gauge", help, labels, unit, layer=layer)
+#: How a gauge's per-worker values combine; only live workers count, so a worker that died
+#: (and was reported dead, see :mod:`asgi_mcp_metrics.multiprocess`) stops contributing.
+MULTIPROCESS_MODES = {
+    "livesum": "sum over the live workers",
+    "livemax": "highest value among the live workers",
+}
+
+
+def _g(name: str, help: str, labels: tuple[str, ...], *, unit: str = "", layer: str,
+       across: str = "livesum") -> MetricSpec:
+    return MetricSpec(name, "gauge", help, labels, unit, layer=layer, multiprocess_mode=across)
 
 
 _ROUTE = ("http_request_method", "http_route")
@@ -144,7 +156,7 @@ METRICS: tuple[MetricSpec, ...] = (
        SHORT_BUCKETS, layer="acl"),
     # -- backends of a proxy -------------------------------------------------------------------
     _g("mcp_backend_up", "1 when the proxy holds a live connection to the backend, else 0.",
-       ("backend", "transport"), layer="backend"),
+       ("backend", "transport"), layer="backend", across="livemax"),
     _c("mcp_backend_connects_total", "Backend connection attempts by trigger and outcome.",
        ("backend", "trigger", "outcome"), layer="backend"),
     _h("mcp_backend_connect_duration_seconds", "Time to connect (and initialize) a backend.",
@@ -160,7 +172,7 @@ METRICS: tuple[MetricSpec, ...] = (
        ("backend", "mcp_method_name", "gen_ai_tool_name", "error_type"), MCP_OPERATION_BUCKETS,
        option="operation_duration_buckets", layer="backend"),
     _g("mcp_tool_cache_entries", "Tools held in the proxy's tool cache.", ("backend",),
-       layer="backend"),
+       layer="backend", across="livemax"),
     _c("mcp_tool_cache_requests_total", "Tool-cache lookups by result (hit, miss, stale).",
        ("backend", "result"), layer="backend"),
     _g("mcp_backend_processes", "Running stdio child processes.", ("backend",), layer="backend"),
@@ -188,14 +200,14 @@ METRICS: tuple[MetricSpec, ...] = (
        ("gen_ai_provider_name", "direction"), layer="llm"),
     _g("gen_ai_client_circuit_breaker_state",
        "Circuit-breaker state per provider: 0 closed, 1 open, 2 half-open.",
-       ("gen_ai_provider_name",), layer="llm"),
+       ("gen_ai_provider_name",), layer="llm", across="livemax"),
     _c("gen_ai_client_cache_requests_total", "Response-cache lookups by result.",
        ("gen_ai_provider_name", "result"), layer="llm"),
     _g("build_info", "Build information of the instrumented service; the value is always 1.",
-       ("version", "commit", "variant"), layer="llm"),
+       ("version", "commit", "variant"), layer="llm", across="livemax"),
     # -- the library itself --------------------------------------------------------------------
     _g("asgi_mcp_metrics_info", "asgi-mcp-metrics build information; the value is always 1.",
-       ("version",), layer="self"),
+       ("version",), layer="self", across="livemax"),
     _c("asgi_mcp_metrics_label_overflow_total",
        "Label values replaced by _OTHER because they were unknown or over the cap.",
        ("metric", "label"), layer="self"),
@@ -223,18 +235,23 @@ def render_markdown() -> str:
         "prefixed as `<namespace>_<name>`; `constant_labels` are added to every series.",
         "",
     ]
+    # Each section: its title, and when its families appear in the exposition.
     titles = {
-        "http": "HTTP requests and streams",
-        "mcp": "MCP on the wire",
-        "tool": "Tool calls",
-        "acl": "Access control",
-        "backend": "Backends of a proxy",
-        "llm": "LLM proxies",
-        "self": "The library itself",
+        "http": ("HTTP requests and streams", "Listed once the middleware is installed."),
+        "mcp": ("MCP on the wire",
+                "Listed once MCP traffic is recorded, or the SDK middleware is bound."),
+        "tool": ("Tool calls", "Listed once a tool call is recorded (wire or `@instrument_tool`)."),
+        "acl": ("Access control",
+                "Listed once an `@instrument_acl` function is bound; "
+                "`mcp_acl_decision_duration_seconds` then has `allow` and `deny` series at 0."),
+        "backend": ("Backends of a proxy", "Listed once a `BackendMonitor` is bound."),
+        "llm": ("LLM proxies", "Listed once an `LLMMetrics` (or the `llm` module) is bound."),
+        "self": ("The library itself",
+                 "`asgi_mcp_metrics_info` is always listed, the others once they first count."),
     }
-    for layer, title in titles.items():
-        lines += [f"## {title}", "", "| name | type | labels | buckets | help |",
-                  "|---|---|---|---|---|"]
+    for layer, (title, appears) in titles.items():
+        lines += [f"## {title}", "", appears, "",
+                  "| name | type | labels | buckets | help |", "|---|---|---|---|---|"]
         for spec in METRICS:
             if spec.layer != layer:
                 continue
@@ -244,6 +261,21 @@ def render_markdown() -> str:
                 buckets += f" (option `{spec.buckets_option}`)"
             lines.append(f"| `{spec.name}` | {spec.kind} | {labels} | {buckets} | {spec.help} |")
         lines.append("")
+    lines += [
+        "## Gauges with several worker processes",
+        "",
+        "With `PROMETHEUS_MULTIPROC_DIR` set (gunicorn, `uvicorn --workers`), each worker writes",
+        "its own value and the exposition combines them; counters and histograms are summed.",
+        "Only live workers count (see [deployment](deployment.md)).",
+        "",
+        "| gauge | across workers |",
+        "|---|---|",
+    ]
+    for spec in METRICS:
+        if spec.kind == "gauge":
+            mode = spec.multiprocess_mode
+            lines.append(f"| `{spec.name}` | {MULTIPROCESS_MODES[mode]} (`{mode}`) |")
+    lines.append("")
     return "\n".join(lines)
 
 

@@ -508,6 +508,23 @@ class Settings:
         default=True,
         metadata=_meta(_BOOLEAN, "Gzip the exposition when the client accepts it."),
     )
+    reap_dead_workers: bool = field(
+        default=True,
+        metadata=_meta(
+            _BOOLEAN,
+            "With `PROMETHEUS_MULTIPROC_DIR`: at each scrape, drop workers that no longer run "
+            "from the live gauges. Off when workers do not share the scraping worker's pid "
+            "namespace.",
+        ),
+    )
+    created_series: bool = field(
+        default=False,
+        metadata=_meta(
+            _BOOLEAN,
+            "Expose the `_created` samples (creation time) of counters, histograms and summaries. "
+            "Off: the text format would store each as one more series.",
+        ),
+    )
     # --- operator surfaces (dashboard, in-flight, totals, health; docs/surfaces.md) -------
     surfaces: bool = field(
         default=True,

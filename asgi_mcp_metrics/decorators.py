@@ -205,7 +205,7 @@ def _instrument_tool(target: Any, name: str | None, backend: LabelSource,
     if tool is None:
         declare_tool(resolved)
     probe = _ToolProbe(name=resolved, explicit_name=explicit, backend=backend, tool=tool,
-                       binding=Binding(registry, settings))
+                       binding=Binding(registry, settings, layer="tool"))
     wrapper = wrap(target, probe)
     for registered in registrations:
         # Above ``@mcp.tool()`` the SDK stored the bare function; hand it the wrapper so that
@@ -389,10 +389,12 @@ class _AclProbe(_TimedProbe):
 
 
 def _zero_decisions(recorder: Recorder) -> None:
-    """``allow`` and ``deny`` exist from start-up, so an alert on a jump sees the first one."""
-    family = recorder[ACL_DECISIONS]
+    """``allow`` and ``deny`` exist at 0 from binding on, so an alert on a jump sees the first
+    one.  They live in the duration histogram, whose only label is the decision: the counter's
+    tool, backend, identity and rule are not known before a decision is made."""
+    family = recorder[ACL_DURATION]
     for decision in ("allow", "deny"):
-        family.labels(decision, "", "", "", "")
+        family.labels(decision)
 
 
 @overload
@@ -430,7 +432,7 @@ def instrument_acl(func: Any = None, /, *, tool: LabelSource = None, backend: La
     app's metrics, otherwise at the first decision.
     """
     def decorator(target: Any) -> Any:
-        binding = Binding(registry, settings, on_bind=_zero_decisions)
+        binding = Binding(registry, settings, on_bind=_zero_decisions, layer="acl")
         probe = _AclProbe(tool=tool, backend=backend, identity=identity, rule=rule,
                           deny_exceptions=tuple(deny_exceptions), binding=binding)
         wrapper = wrap(target, probe)

@@ -14,7 +14,6 @@ import gzip as gzip_module
 import hmac
 import inspect
 import logging
-import os
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -24,10 +23,11 @@ from urllib.parse import parse_qs
 from prometheus_client import REGISTRY, CollectorRegistry
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.metrics_core import Metric
-from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
+from . import multiprocess
 from .config import Settings
+from .recorder import refresh_callbacks
 from .types import Receive, Scope, Send
 
 __all__ = ["AuthCallable", "AuthResult", "Exposition", "MetricsEndpoint", "authorize", "render",
@@ -40,8 +40,7 @@ AuthCallable = Callable[[Mapping[str, str]], "bool | Awaitable[bool]"]
 REALM = "metrics"
 ALLOWED_METHODS = ("GET", "HEAD")
 DEFAULT_RENDER_OFFLOAD_SECONDS = 0.005
-# prometheus_client still honours the old lower-case spelling when writing, so read both.
-MULTIPROCESS_ENV_VARS = ("PROMETHEUS_MULTIPROC_DIR", "prometheus_multiproc_dir")
+MULTIPROCESS_ENV_VARS = multiprocess.ENV_VARS
 
 
 @dataclass(frozen=True)
@@ -153,15 +152,24 @@ def render(
     accept_encoding: str,
     names: Sequence[str],
     gzip: bool,
+    created_series: bool = True,
+    reap_dead_workers: bool = True,
 ) -> Exposition:
     """Render ``registry`` for one scrape.
 
     With ``PROMETHEUS_MULTIPROC_DIR`` set (read now, not at import) the values written by all
-    worker processes are rendered instead of ``registry``.
+    worker processes are rendered instead of ``registry``: this worker's scrape-time gauges are
+    written to its files first, and (``reap_dead_workers``) workers that are gone are dropped
+    from the live gauges.  ``created_series=False`` leaves out the ``_created`` samples of every
+    counter, histogram and summary.
     """
-    source = scrape_source(registry)
+    merged = multiprocess.merged_collector(reap=reap_dead_workers, before=lambda:
+                                           refresh_callbacks(registry))
+    source: Collector = registry if merged is None else merged
     encoder, content_type = choose_encoder(accept)
-    body = encoder(_NamedSamples(source, names) if names else source)
+    if names or not created_series:
+        source = _Samples(source, frozenset(names) or None, created_series)
+    body = encoder(source)
     headers = [
         (b"content-type", content_type.encode("ascii")),
         (b"cache-control", b"no-cache"),
@@ -174,39 +182,44 @@ def render(
     return Exposition(200, headers, body)
 
 
-class _NamedSamples(Collector):
-    """Only the samples named in ``name[]``.
+_HAS_CREATED = frozenset({"counter", "histogram", "summary"})
+
+
+class _Samples(Collector):
+    """The samples a scrape asked for: only those named in ``name[]`` (``names`` not None),
+    without ``_created`` unless ``created`` is set.
 
     ``restricted_registry`` would skip collectors that cannot describe themselves, the
-    multiprocess collector among them, so the filter runs over a full collect instead.
+    multiprocess collector among them, so the filter runs over a full collect instead.  A
+    family that keeps no sample is left out only when ``name[]`` filtered it away.
     """
 
-    def __init__(self, source: Collector, names: Sequence[str]) -> None:
+    def __init__(self, source: Collector, names: frozenset[str] | None, created: bool) -> None:
         self._source = source
-        self._names = frozenset(names)
+        self._names = names
+        self._created = created
 
     def collect(self) -> Iterator[Metric]:
         for metric in self._source.collect():
-            samples = [sample for sample in metric.samples if sample.name in self._names]
-            if samples:
+            keeps_created = self._created or metric.type not in _HAS_CREATED
+            if self._names is None and keeps_created:
+                yield metric
+                continue
+            dropped = "" if keeps_created else f"{metric.name}_created"
+            samples = [sample for sample in metric.samples if sample.name != dropped
+                       and (self._names is None or sample.name in self._names)]
+            if samples or self._names is None:
                 kept = Metric(metric.name, metric.documentation, metric.type, metric.unit)
                 kept.samples = samples
                 yield kept
 
 
 def scrape_source(registry: Collector) -> Collector:
-    """What a scrape reads: ``registry``, or every worker's values in multiprocess mode."""
-    multiprocess = _multiprocess_registry()
-    return registry if multiprocess is None else multiprocess
-
-
-def _multiprocess_registry() -> CollectorRegistry | None:
-    directory = next((os.environ[v] for v in MULTIPROCESS_ENV_VARS if os.environ.get(v)), None)
-    if directory is None:
-        return None
-    registry = CollectorRegistry()
-    MultiProcessCollector(registry, path=directory)  # type: ignore[no-untyped-call]
-    return registry
+    """What a scrape reads (without reaping): ``registry``, or every worker's values in
+    multiprocess mode."""
+    merged = multiprocess.merged_collector(reap=False,
+                                           before=lambda: refresh_callbacks(registry))
+    return registry if merged is None else merged
 
 
 def _accepts_gzip(accept_encoding: str) -> bool:
@@ -245,6 +258,8 @@ class MetricsEndpoint:
         auth_basic_password = settings.auth_basic_password
         auth = settings.auth
         gzip = settings.gzip
+        self.created_series = settings.created_series
+        self.reap_dead_workers = settings.reap_dead_workers
         render_offload_seconds = settings.render_offload_seconds
         self.registry = registry if registry is not None else REGISTRY
         self._bearer_token = auth_bearer_token
@@ -315,6 +330,8 @@ class MetricsEndpoint:
                 accept_encoding=accept_encoding,
                 names=names,
                 gzip=self.gzip,
+                created_series=self.created_series,
+                reap_dead_workers=self.reap_dead_workers,
             )
         finally:
             self._last_render_seconds = time.perf_counter() - started

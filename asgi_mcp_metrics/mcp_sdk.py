@@ -131,8 +131,12 @@ class MetricsServerMiddleware:
             settings = Settings.load(overrides=options) if options else None
         elif options:
             settings = settings.replace(**options)
-        self._binding = Binding(registry, settings)
+        self._binding = Binding(registry, settings, layer="mcp")
         self.transport = transport
+        try:
+            self._binding.resolve_if_ready()
+        except Exception:
+            self._internal_error("sdk_middleware.bind")
 
     async def __call__(self, ctx: Any, call_next: Callable[[Any], Awaitable[Any]]) -> Any:
         try:

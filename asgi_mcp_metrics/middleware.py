@@ -84,6 +84,7 @@ class MetricsMiddleware:
         self.app = app
         self.settings = settings
         self.recorder: Recorder = get_recorder(registry, settings)
+        self.recorder.enable("http")
         exact = {settings.metrics_path, *surface_paths(settings)}
         prefixes = []
         for path in settings.exclude_paths:

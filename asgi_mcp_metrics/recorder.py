@@ -4,6 +4,12 @@ One :class:`Recorder` exists per (registry, metric shape): building two middlewa
 endpoint and a dozen decorators on one registry reuses the same metric objects instead of
 failing with "Duplicated timeseries".  Label children are cached so that a hot path pays one
 dict look-up instead of ``labels()``'s lock and validation.
+
+Every metric object is built at once (so names, labels and buckets are checked at start-up) but
+registered, and so exposed, only when its feature is in use: a layer of the catalog (HTTP, MCP,
+tool calls, ACL, backends, LLM) appears as a whole when its front end is bound (``enable``) or
+when any of its metrics is first written.  The library's own counters appear one by one, when
+they first count something.  A plain web app thus shows its HTTP metrics, not 40 empty families.
 """
 
 from __future__ import annotations
@@ -12,7 +18,7 @@ import contextlib
 import logging
 import threading
 import weakref
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
@@ -21,31 +27,39 @@ from ._version import __version__
 from .catalog import METRICS, MetricSpec
 from .config import Settings
 from .known import is_declared_tool
+from .multiprocess import directory, warn_about_leftovers
 from .surfaces.inflight import InFlight
 
 logger = logging.getLogger("asgi_mcp_metrics")
 
 OTHER = "_OTHER"
 
-# Gauges that count live things are summed across workers in multiprocess mode; the
-# build-information gauges carry the same value in every worker.
-_GAUGE_MODES = {"asgi_mcp_metrics_info": "max", "build_info": "max"}
+#: Layers whose families are shown together; the rest ("self") show each family when written.
+_WHOLE_LAYERS = frozenset({"http", "mcp", "tool", "acl", "backend", "llm"})
 
 
 class Family:
-    """A metric plus a cache of its label children (constant labels appended)."""
+    """A metric plus a cache of its label children (constant labels appended).
 
-    __slots__ = ("children", "const", "metric", "spec")
+    The metric joins the registry at its first child (or when its layer is enabled).
+    """
 
-    def __init__(self, spec: MetricSpec, metric: Any, const: tuple[str, ...]) -> None:
+    __slots__ = ("children", "const", "metric", "recorder", "registered", "spec")
+
+    def __init__(self, recorder: Recorder, spec: MetricSpec, metric: Any,
+                 const: tuple[str, ...]) -> None:
+        self.recorder = recorder
         self.spec = spec
         self.metric = metric
         self.const = const
+        self.registered = False
         self.children: dict[tuple[str, ...], Any] = {}
 
     def labels(self, *values: str) -> Any:
         child = self.children.get(values)
         if child is None:
+            if not self.registered:
+                self.recorder.show(self)
             child = self.metric.labels(*values, *self.const)
             self.children[values] = child
         return child
@@ -95,23 +109,27 @@ class Recorder:
         const = dict(constant_labels or {})
         self.constant_labels = const
         self.families: dict[str, Family] = {}
+        self._register_lock = threading.Lock()
         overrides = dict(buckets or {})
         for spec in METRICS:
             # A constant label a metric already has (``variant`` on build_info) stays the
             # metric's own: its callers set it.
             extra = {name: value for name, value in const.items() if name not in spec.labels}
             self.families[spec.name] = Family(
-                spec, _build(spec, registry, namespace, tuple(extra), overrides),
+                self, spec, _build(spec, namespace, tuple(extra), overrides),
                 tuple(extra.values()))
         self.label_overflow = self.families["asgi_mcp_metrics_label_overflow_total"]
         self.internal_errors = self.families["asgi_mcp_metrics_internal_errors_total"]
         self.callback_errors = self.families["asgi_mcp_metrics_callback_errors_total"]
         self.parse_limits = self.families["asgi_mcp_metrics_parse_limit_total"]
+        # Scrape-time gauges (set_function) are read by this process's collect only; with
+        # several workers their values are written to this worker's files by these instead.
+        path = directory()
+        self.multiprocess = path is not None
+        self._refreshers: list[Callable[[], None]] = []
+        if path is not None:
+            warn_about_leftovers(path)
         self.families["asgi_mcp_metrics_info"].labels(__version__).set(1)
-        # Both decisions exist from start-up, so that an alert on a jump in denials works
-        # from the first scrape on.
-        for decision in ("allow", "deny"):
-            self.families["mcp_acl_decisions_total"].labels(decision, "", "", "", "")
 
         self.tool_names = LabelGuard(self, "gen_ai_tool_name", max_tool_names)
         self.identities = LabelGuard(self, "identity", max_identities,
@@ -128,6 +146,38 @@ class Recorder:
 
     def __getitem__(self, name: str) -> Family:
         return self.families[name]
+
+    def enable(self, layer: str) -> None:
+        """Expose every family of ``layer`` (``http``, ``mcp``, ``tool``, ``acl``, ``backend``,
+        ``llm``): its front end is in use, so its families are shown even before they count."""
+        for family in self.families.values():
+            if family.spec.layer == layer and not family.registered:
+                self._register(family)
+
+    def show(self, family: Family) -> None:
+        """``family`` is being written: expose it, with its whole layer where layers go together."""
+        if family.spec.layer in _WHOLE_LAYERS:
+            self.enable(family.spec.layer)
+        else:
+            self._register(family)
+
+    def add_refresher(self, refresh: Callable[[], None]) -> None:
+        """Run ``refresh`` before every scrape this worker answers (multiprocess mode)."""
+        with self._register_lock:
+            self._refreshers.append(refresh)
+
+    def refresh(self) -> None:
+        for refresh in tuple(self._refreshers):
+            try:
+                refresh()
+            except Exception:
+                self.internal_error("refresh")
+
+    def _register(self, family: Family) -> None:
+        with self._register_lock:
+            if not family.registered:
+                self.registry.register(family.metric)
+                family.registered = True
 
     def guard(self, label: str) -> LabelGuard:
         """The guard of a bounded label other than tool and identity (backend, rule, model...)."""
@@ -176,19 +226,19 @@ class Recorder:
         self.callback_errors.labels(callback).inc()
 
 
-def _build(spec: MetricSpec, registry: CollectorRegistry, namespace: str,
-           const_names: tuple[str, ...], overrides: Mapping[str, tuple[float, ...]]) -> Any:
+def _build(spec: MetricSpec, namespace: str, const_names: tuple[str, ...],
+           overrides: Mapping[str, tuple[float, ...]]) -> Any:
+    """The metric object, not yet registered (``registry=None``)."""
     labels = (*spec.labels, *const_names)
     if spec.kind == "counter":
         name = spec.name[: -len("_total")]
-        return Counter(name, spec.help, labels, namespace=namespace, registry=registry)
+        return Counter(name, spec.help, labels, namespace=namespace, registry=None)
     if spec.kind == "gauge":
-        mode = _GAUGE_MODES.get(spec.name, "livesum")
-        return Gauge(spec.name, spec.help, labels, namespace=namespace, registry=registry,
-                     multiprocess_mode=mode)  # type: ignore[arg-type]
+        return Gauge(spec.name, spec.help, labels, namespace=namespace, registry=None,
+                     multiprocess_mode=spec.multiprocess_mode)  # type: ignore[arg-type]
     buckets = overrides.get(spec.buckets_option, spec.buckets) if spec.buckets_option else \
         spec.buckets
-    return Histogram(spec.name, spec.help, labels, namespace=namespace, registry=registry,
+    return Histogram(spec.name, spec.help, labels, namespace=namespace, registry=None,
                      buckets=buckets)
 
 
@@ -209,6 +259,16 @@ def existing_recorder(registry: CollectorRegistry | None = None) -> Recorder | N
         if built is not None and len(built) == 1:
             return next(iter(built.values()))
     return None
+
+
+def refresh_callbacks(registry: object) -> None:
+    """Write the scrape-time gauges of every recorder on ``registry`` to this worker's files."""
+    if not isinstance(registry, CollectorRegistry):
+        return
+    with _lock:
+        recorders = tuple(_recorders.get(registry, {}).values())
+    for recorder in recorders:
+        recorder.refresh()
 
 
 def get_recorder(registry: CollectorRegistry | None = None,

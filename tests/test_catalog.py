@@ -30,9 +30,12 @@ def test_names_follow_prometheus_conventions() -> None:
                 assert spec.name.endswith("_" + spec.unit), spec.name
 
 
-def test_every_catalog_entry_is_registered_once() -> None:
+def test_every_catalog_entry_is_registered_once_its_layer_is_on() -> None:
     registry = CollectorRegistry()
-    get_recorder(registry)
+    recorder = get_recorder(registry)
+    for _ in range(2):  # enabling again registers nothing twice
+        for layer in {spec.layer for spec in METRICS}:
+            recorder.enable(layer)
     exposed = {family.name for family in registry.collect()}
     expected = {spec.name[: -len("_total")] if spec.kind == "counter" else spec.name
                 for spec in METRICS}

@@ -70,11 +70,13 @@ def test_defaults_match_the_option_table() -> None:
     assert settings.auth_basic_username is None
     assert settings.auth_basic_password is None
     assert settings.gzip is True
+    assert settings.created_series is False
+    assert settings.reap_dead_workers is True
     assert settings.render_offload_seconds == 0.005
     assert settings.variant == ""
     assert settings.auth is None
     assert settings.identity_resolver is None
-    assert len(dataclasses.fields(Settings)) == 29 + 16  # + the surfaces options (test_surfaces)
+    assert len(dataclasses.fields(Settings)) == 31 + 16  # + the surfaces options (test_surfaces)
 
 
 def test_every_field_is_documented() -> None:

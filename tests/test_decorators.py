@@ -545,9 +545,12 @@ def test_acl_series_exist_at_zero_once_bound(registry: CollectorRegistry,
         return True
 
     for decision in ("allow", "deny"):
-        assert registry.get_sample_value(DECISIONS, {
-            "decision": decision, "gen_ai_tool_name": "", "backend": "", "identity": "",
-            "rule": ""}) == 0
+        assert registry.get_sample_value("mcp_acl_decision_duration_seconds_count",
+                                         {"decision": decision}) == 0
+    # No placeholder series with empty labels in the counter: its family is listed, empty.
+    counter = next(family for family in registry.collect()
+                   if family.name == DECISIONS.removesuffix("_total"))
+    assert counter.samples == []
 
 
 def test_acl_without_settings_binds_on_first_decision(registry: CollectorRegistry) -> None:

@@ -761,3 +761,35 @@ async def test_multiprocess_with_name_filter(
         "# TYPE worker_busy_slots gauge\n"
         "worker_busy_slots 30.0\n"
     )
+
+
+# --- _created samples ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("accept", ["", PROMETHEUS_ACCEPT])
+async def test_created_samples_are_left_out_unless_asked_for(accept: str) -> None:
+    registry = CollectorRegistry()
+    Counter("jobs", "Jobs.", ["kind"], registry=registry).labels("a").inc(2)
+    Histogram("wait_seconds", "Wait.", registry=registry, buckets=(1.0,)).observe(0.5)
+    Gauge("busy", "Busy.", registry=registry).set(1)
+    headers = [("accept", accept)]
+
+    def created_lines(body: bytes) -> list[str]:
+        return [line for line in body.decode().splitlines() if "_created" in line]
+
+    default = await call(MetricsEndpoint(registry=registry), headers=headers)
+    assert created_lines(default.body) == []
+    assert 'jobs_total{kind="a"} 2.0' in default.body.decode()
+    assert "wait_seconds_count 1.0" in default.body.decode()
+    with_created = await call(MetricsEndpoint(registry=registry, created_series=True),
+                              headers=headers)
+    assert [line.split("{")[0].split(" ")[0] for line in created_lines(with_created.body)
+            if not line.startswith("#")] == ["jobs_created", "wait_seconds_created"]
+    filtered = await call(MetricsEndpoint(registry=registry), headers=headers,
+                          query=b"name[]=jobs_total&name[]=jobs_created")
+    assert created_lines(filtered.body) == []
+    assert 'jobs_total{kind="a"} 2.0' in filtered.body.decode()
+    if accept:
+        list(parse_om(default.body.decode()))  # valid OpenMetrics without them
+    else:
+        check_metrics(default.body)

@@ -14,10 +14,10 @@ from urllib.parse import parse_qs
 
 from prometheus_client import CollectorRegistry
 
+from .. import multiprocess
 from ..config import Settings
 from ..exposition import (
     ALLOWED_METHODS,
-    MULTIPROCESS_ENV_VARS,
     Exposition,
     _header_map,
     authorize,
@@ -316,7 +316,7 @@ class SurfaceEndpoint:
 
 
 def _worker_scope() -> str:
-    if any(os.environ.get(name) for name in MULTIPROCESS_ENV_VARS):
+    if multiprocess.directory() is not None:
         return "all workers"
     return f"one worker (pid {os.getpid()})"
 

@@ -99,8 +99,9 @@ async def test_proxy_metrics_answer_the_operators_questions(registry: CollectorR
             assert before("mcp_backend_up") == 0
             assert before.has("mcp_backend_up", backend="notes", transport="stdio")
             assert before.has("mcp_backend_up", backend="weather", transport="streamable_http")
-            assert before.has("mcp_acl_decisions_total", decision="deny", gen_ai_tool_name="",
-                              backend="", identity="", rule="")
+            for decision in ("allow", "deny"):
+                assert before.has("mcp_acl_decision_duration_seconds_count", decision=decision)
+                assert before("mcp_acl_decision_duration_seconds_count", decision=decision) == 0
 
             async with client(mcp_url, "analyst") as analyst:
                 for _ in range(3):
