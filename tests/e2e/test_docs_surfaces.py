@@ -10,12 +10,11 @@ import sys
 import textwrap
 from pathlib import Path
 
-import httpx
 import pytest
 
 from asgi_mcp_metrics.surfaces.ui import page
 
-from .servers import free_port, wait_until
+from .servers import answers, free_port, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -53,7 +52,7 @@ def test_every_block_runs_as_documented(tmp_path: Path) -> None:
     server = subprocess.Popen([sys.executable, "-c", serve], cwd=tmp_path, env=environment)
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_until(lambda: _up(url), timeout=30)
+        wait_until(lambda: answers(f"{url}/metrics"), timeout=30)
         commands = 0
         for index, (kind, code) in enumerate(found):
             if kind != "sh":
@@ -72,13 +71,6 @@ def test_every_block_runs_as_documented(tmp_path: Path) -> None:
     finally:
         server.terminate()
         server.wait(15)
-
-
-def _up(url: str) -> bool:
-    try:
-        return httpx.get(f"{url}/metrics", timeout=2).status_code == 200
-    except httpx.HTTPError:
-        return False
 
 
 def _in_order(expected: list[str], output: list[str], command: str) -> None:

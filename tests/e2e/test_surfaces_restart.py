@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from .servers import free_port, wait_until
+from .servers import answers, free_port, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -44,18 +44,11 @@ def server(directory: Path, history: Path) -> Iterator[str]:
     proc = subprocess.Popen([sys.executable, "-c", runner], cwd=directory, env=environment)
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_until(lambda: _answers(url), timeout=30)
+        wait_until(lambda: answers(f"{url}/hello"), timeout=30)
         yield url
     finally:
         proc.terminate()
         proc.wait(15)
-
-
-def _answers(url: str) -> bool:
-    try:
-        return httpx.get(f"{url}/hello", timeout=2).status_code == 200
-    except httpx.HTTPError:
-        return False
 
 
 def stored_requests(history: Path) -> float:
