@@ -599,6 +599,8 @@ def test_surfaces_are_served_by_the_url_include(metrics: CollectorRegistry) -> N
     assert b"uPlot" in page.content
     assert client.get("/metrics/ui/history?range=60").json()["resolution"] == 1
     assert client.post("/metrics/totals").status_code == 405
+    # Under WSGI a never-ending stream is refused rather than holding a worker thread.
+    assert client.get("/metrics/active/stream").status_code == 501
     # health is opt-in, and /health here is the project's own view
     assert client.get("/health").json() == {"id": 0}
 

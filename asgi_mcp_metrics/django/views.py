@@ -7,6 +7,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Any, TypeVar
 
+from django.core.handlers.asgi import ASGIRequest
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.http.response import HttpResponseBase
 
@@ -16,6 +17,8 @@ from ..types import ASGIApp, Message
 from .conf import DjangoConfig, get_config
 
 _apps: dict[type, tuple[DjangoConfig, Any]] = {}
+#: The surfaces that answer with a never-ending SSE stream.
+STREAMS = ("active_stream", "live")
 
 
 async def metrics(request: HttpRequest) -> HttpResponseBase:
@@ -28,6 +31,10 @@ async def surface(request: HttpRequest, surface: str) -> HttpResponseBase:
     surfaces = _current_surfaces()
     if surface not in dict(surfaces.paths.items()):
         return HttpResponse("Not Found\n", status=404, content_type="text/plain; charset=utf-8")
+    if surface in STREAMS and not isinstance(request, ASGIRequest):
+        # Under WSGI a stream that never ends would hold a worker thread for good.
+        return HttpResponse("This stream needs Django served over ASGI.\n", status=501,
+                            content_type="text/plain; charset=utf-8")
     return await _answer(surfaces.handler(surface), request)
 
 
