@@ -13,7 +13,7 @@ import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 
@@ -25,7 +25,7 @@ CHROMEDRIVER = shutil.which("chromedriver")
 CHROMIUM = shutil.which("chromium")
 
 
-def _missing(reason: str) -> None:
+def _missing(reason: str) -> NoReturn:
     if os.environ.get("CI"):
         pytest.fail(f"{reason} (CI must install chromium and chromium-driver)")
     pytest.skip(reason)
@@ -43,8 +43,11 @@ def dashboard() -> Iterator[str]:
 def browser() -> Iterator[Any]:
     if CHROMEDRIVER is None or CHROMIUM is None:
         _missing("chromium / chromium-driver are not installed")
-    webdriver = pytest.importorskip("selenium.webdriver")
-    from selenium.webdriver.chrome.service import Service
+    try:
+        from selenium import webdriver
+        from selenium.webdriver.chrome.service import Service
+    except ImportError:
+        _missing("selenium is not installed (the test extra)")
 
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
