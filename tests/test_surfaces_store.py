@@ -86,11 +86,18 @@ def test_a_corrupt_file_is_logged_once_counted_and_survived(
     assert path.read_bytes().startswith(b"this is not a database")
 
 
-def test_an_unwritable_location_is_survived(registry: CollectorRegistry, tmp_path: Path) -> None:
-    blocker = tmp_path / "a-file"
-    blocker.write_text("not a directory")
+@pytest.mark.parametrize("where", ["under a file", "read-only directory"])
+def test_an_unwritable_location_is_survived(registry: CollectorRegistry, tmp_path: Path,
+                                            where: str) -> None:
+    if where == "under a file":
+        blocker = tmp_path / "a-file"
+        blocker.write_text("not a directory")
+        path = blocker / "history.sqlite3"
+    else:
+        # /proc takes no new files, not even from root (which a chmod would not stop).
+        path = Path("/proc/asgi-mcp-metrics-history.sqlite3")
     wall = FakeClock(0.0)
-    unwritable = history(registry, blocker / "history.sqlite3", wall)
+    unwritable = history(registry, path, wall)
     unwritable.load()
     for _ in range(FLUSH_EVERY):
         unwritable.sample()
