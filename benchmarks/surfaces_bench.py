@@ -3,10 +3,11 @@
     python benchmarks/surfaces_bench.py            # about a minute
     python benchmarks/surfaces_bench.py --quick
 
-Four contenders on the JSON route of the benchmark app, timed in interleaved rounds (see
+Five contenders on the JSON route of the benchmark app, timed in interleaved rounds (see
 ``timing.py``): the bare app, the library with ``surfaces=False``, the library with every
-surface on and no viewer, and the same with 10 viewers on ``/metrics/active/stream`` (default
-``sse_interval``).  The viewers run on the same event loop: they are started at the beginning of
+surface on and no viewer, the same with 10 viewers on ``/metrics/active/stream`` and with 10
+dashboards open (``/metrics/ui/stream``, which also starts the history sampler thread); default
+``sse_interval``.  The viewers run on the same event loop: they are started at the beginning of
 their contender's batch and stopped at its end, and every contender yields to the loop after
 each request, so the viewers' work (snapshots, JSON, sends) is charged to their contender.
 """
@@ -28,7 +29,8 @@ from asgi_mcp_metrics.starlette import instrument
 from timing import CLOCKS, Contender, interleave, summarize
 
 VIEWERS = 10
-STREAM = Request("GET", "/metrics/active/stream")
+ACTIVE_STREAM = Request("GET", "/metrics/active/stream")
+DASHBOARD_STREAM = Request("GET", "/metrics/ui/stream")
 
 
 def variant(**options: Any) -> tuple[Any, CollectorRegistry]:
@@ -39,9 +41,10 @@ def variant(**options: Any) -> tuple[Any, CollectorRegistry]:
 class Viewers:
     """``count`` SSE viewers of ``app``'s in-flight stream, started and stopped on demand."""
 
-    def __init__(self, app: Any, count: int) -> None:
+    def __init__(self, app: Any, count: int, stream: Request) -> None:
         self.app = app
         self.count = count
+        self.stream = stream
         self.events = 0
         self._tasks: list[asyncio.Task[None]] = []
         self._gone = asyncio.Event()
@@ -55,7 +58,7 @@ class Viewers:
             if message.get("body"):
                 self.events += 1
 
-        await self.app(STREAM.scope(), receive, send)
+        await self.app(self.stream.scope(), receive, send)
 
     def start(self) -> None:
         self._gone = asyncio.Event()
@@ -86,18 +89,21 @@ async def main(quick: bool) -> int:
     off, off_registry = variant(surfaces=False)
     on, on_registry = variant()
     watched, watched_registry = variant()
-    viewers = Viewers(watched, VIEWERS)
+    viewers = Viewers(watched, VIEWERS, ACTIVE_STREAM)
+    dashboard, dashboard_registry = variant()
+    dashboards = Viewers(dashboard, VIEWERS, DASHBOARD_STREAM)
     contenders = [
         Contender("json", "bare", batch(bare)),
         Contender("json", "surfaces off", batch(off)),
         Contender("json", "surfaces on, no viewer", batch(on)),
         Contender("json", f"surfaces on, {VIEWERS} viewers", batch(watched, viewers)),
+        Contender("json", f"{VIEWERS} dashboard viewers", batch(dashboard, dashboards)),
     ]
     rounds, per_round = (6, 1500) if quick else (20, 4000)
     await interleave(contenders, rounds=rounds, per_round=per_round, warmup=500, seed=11,
                      clock=CLOCKS["cpu"])
-    for registry, contender in zip((off_registry, on_registry, watched_registry),
-                                   contenders[1:], strict=True):
+    registries = (off_registry, on_registry, watched_registry, dashboard_registry)
+    for registry, contender in zip(registries, contenders[1:], strict=True):
         recorded = sample_total(registry, "http_server_request_duration_seconds_count")
         if recorded != contender.sent:
             print(f"{contender.variant}: recorded {recorded}, sent {contender.sent}")
@@ -107,12 +113,14 @@ async def main(quick: bool) -> int:
     print(f"{'variant':<28} {'median µs':>10} {'vs bare µs':>11}")
     for row in rows:
         print(f"{row.variant:<28} {row.median_us:>10.2f} {row.overhead_us:>11.2f}")
-    off_t, on_t, watched_t = (c.seconds_per_request for c in contenders[1:])
+    off_t, on_t, watched_t, dashboard_t = (c.seconds_per_request for c in contenders[1:])
     no_viewer = statistics.median(b - a for a, b in zip(off_t, on_t, strict=True)) * 1e6
-    ten = statistics.median(b / a for a, b in zip(on_t, watched_t, strict=True))
     print(f"surfaces on, no viewer vs off: {no_viewer:+.2f} µs per request (target <= 1 µs)")
-    print(f"{VIEWERS} viewers vs no viewer: {100 * (ten - 1):+.1f} % per request "
-          f"(target <= 10 %); {viewers.events} events sent to the viewers")
+    for name, times, watchers in (("in-flight", watched_t, viewers),
+                                  ("dashboard", dashboard_t, dashboards)):
+        ratio = statistics.median(b / a for a, b in zip(on_t, times, strict=True))
+        print(f"{VIEWERS} {name} viewers vs no viewer: {100 * (ratio - 1):+.1f} % per request "
+              f"(target <= 10 %); {watchers.events} events sent to them")
     return 0
 
 
