@@ -47,7 +47,7 @@ def error_type_of(error: BaseException) -> str:
     if code is None:
         code = getattr(error, "code", None)
     if isinstance(code, int) and not isinstance(code, bool):
-        from .mcp.vocabulary import error_code_label  # codes come from the peer: bounded
+        from .mcp.wire.vocabulary import error_code_label  # codes come from the peer: bounded
 
         return error_code_label(code)
     if is_timeout(error):

@@ -303,7 +303,7 @@ class BackendMonitor:
         self.last_call_seconds = elapsed
         try:
             recorder, backend = self._bound()
-            from .mcp.vocabulary import method_label
+            from .mcp.wire.vocabulary import method_label
 
             tool_label = recorder.tool_label(tool, CLIENT_OPERATION) if tool else ""
             recorder[CLIENT_OPERATION].labels(backend, method_label(method), tool_label,

@@ -134,7 +134,9 @@ METRICS: tuple[MetricSpec, ...] = (
        "MCP sessions started: a 2xx initialize that carried a session id, or a legacy /sse "
        "connect.",
        ("transport",), layer="mcp"),
-    _c("mcp_server_sessions_ended_total", "MCP sessions that ended, by why they ended.",
+    _c("mcp_server_sessions_ended_total",
+       "MCP sessions that ended, by why they ended: client_delete, client_disconnect, "
+       "not_found, idle_timeout, shutdown, error.",
        ("transport", "end_reason"), layer="mcp"),
     _h("mcp_server_session_duration_seconds", "Lifetime of MCP sessions.",
        ("transport", "end_reason"), LONG_LIVED_BUCKETS, option="session_duration_buckets",

@@ -439,6 +439,14 @@ class Settings:
         default=4 * 1024 * 1024,
         metadata=_meta(_POSITIVE, "SSE line/frame or JSON response bytes parsed at most."),
     )
+    session_idle_timeout_seconds: float = field(
+        default=1800.0,
+        metadata=_meta(
+            _SECONDS,
+            "A handshake-era session with no request in flight and no open stream for this long "
+            "ends as `idle_timeout` (the mcp SDK's own default; 0: never).",
+        ),
+    )
     max_tool_names: int = field(
         default=200,
         metadata=_meta(

@@ -33,8 +33,8 @@ from ._outcomes import is_cancellation, is_tool_error
 from ._wrapping import wrap
 from .audit import write_audit_line
 from .config import Settings
+from .declared_tools import declare_tool
 from .identity import current_identity, identity_label
-from .known import declare_tool
 from .recorder import Recorder
 
 __all__ = ["instrument_acl", "instrument_tool", "is_permission_error", "parse_decision"]

@@ -293,10 +293,19 @@ class MetricsEndpoint:
             await _serve_lifespan(receive, send)
 
     async def _answer(self, scope: Scope) -> Exposition:
-        if scope["method"] not in ALLOWED_METHODS:
+        return await self.answer(scope["method"], _header_map(scope["headers"]),
+                                 scope.get("query_string", b"").decode("latin-1"))
+
+    async def answer(self, method: str, headers: Mapping[str, str],
+                     query_string: str) -> Exposition:
+        """The complete answer to one scrape, for any framework.
+
+        ``headers`` has lower-case names, repeated headers joined with ``", "``; the body is the
+        full exposition even for ``HEAD`` (the caller drops it, keeping ``Content-Length``).
+        """
+        if method not in ALLOWED_METHODS:
             allow = ", ".join(ALLOWED_METHODS).encode("ascii")
             return Exposition.plain_text(405, "Method Not Allowed\n", [(b"allow", allow)])
-        headers = _header_map(scope["headers"])
         verdict = await authorize(
             headers,
             bearer_token=self._bearer_token,
@@ -306,8 +315,7 @@ class MetricsEndpoint:
         )
         if not verdict.allowed:
             return verdict.denial()
-        query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
-        names = query.get("name[]", [])
+        names = parse_qs(query_string).get("name[]", [])
         accept, accept_encoding = headers.get("accept", ""), headers.get("accept-encoding", "")
         try:
             if self._should_offload():

@@ -26,7 +26,7 @@ from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histo
 from ._version import __version__
 from .catalog import METRICS, MetricSpec
 from .config import Settings
-from .known import is_declared_tool
+from .declared_tools import is_declared_tool
 from .multiprocess import directory, warn_about_leftovers
 from .surfaces.inflight import InFlight
 

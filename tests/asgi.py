@@ -51,13 +51,14 @@ class Exchange:
 
 async def call(app: Any, scope: dict[str, Any], body: Iterable[bytes] = (b"",), *,
                disconnect_after: float | None = None, fail_send_after: int | None = None,
-               raise_errors: bool = True) -> Exchange:
+               disconnect_after_body: bool = False, raise_errors: bool = True) -> Exchange:
     """Run ``app`` once.
 
     ``body`` chunks are delivered as ``http.request`` messages; afterwards ``receive`` blocks
     until ``disconnect_after`` seconds pass (then ``http.disconnect``) or forever.
     ``fail_send_after``: the n-th ``send`` (0-based) and later raise OSError, like a server
-    whose client is gone.
+    whose client is gone.  ``disconnect_after_body``: the client leaves once the app has sent
+    response body bytes (a condition, not a time, so a busy machine cannot reorder it).
     """
     ex = Exchange()
     chunks = list(body)
@@ -66,9 +67,13 @@ async def call(app: Any, scope: dict[str, Any], body: Iterable[bytes] = (b"",), 
         queue.put_nowait({"type": "http.request", "body": chunk,
                           "more_body": i < len(chunks) - 1})
 
+    body_sent = asyncio.Event()
+
     async def receive() -> dict[str, Any]:
         if queue.empty():
-            if disconnect_after is None:
+            if disconnect_after_body:
+                await body_sent.wait()
+            elif disconnect_after is None:
                 await asyncio.Event().wait()
             await asyncio.sleep(disconnect_after or 0)
             message: dict[str, Any] = {"type": "http.disconnect"}
@@ -81,6 +86,8 @@ async def call(app: Any, scope: dict[str, Any], body: Iterable[bytes] = (b"",), 
         if fail_send_after is not None and len(ex.sent) >= fail_send_after:
             raise OSError("client gone")
         ex.sent.append(message)
+        if message["type"] == "http.response.body" and message.get("body"):
+            body_sent.set()
 
     try:
         await app(scope, receive, send)

@@ -39,9 +39,9 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
 @pytest.fixture(autouse=True)
 def _declared_tools_restored(monkeypatch: pytest.MonkeyPatch) -> None:
     """Tool names declared by ``@instrument_tool`` are process-wide; each test gets its own."""
-    from asgi_mcp_metrics import known
+    from asgi_mcp_metrics import declared_tools
 
-    monkeypatch.setattr(known, "_known_tools", set(known._known_tools))
+    monkeypatch.setattr(declared_tools, "_declared_tools", set(declared_tools._declared_tools))
 
 
 @pytest.fixture(autouse=True)
@@ -54,3 +54,6 @@ def _no_config_from_environment(monkeypatch: pytest.MonkeyPatch,
         if key.startswith("ASGI_MCP_METRICS_"):
             monkeypatch.delenv(key)
     monkeypatch.chdir(tmp_path_factory.mktemp("cwd"))
+
+
+pytest_plugins = ["pytester", "tests.e2e_marker"]

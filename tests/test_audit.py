@@ -7,20 +7,8 @@ import logging
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from opentelemetry import trace
-from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 
-from asgi_mcp_metrics.audit import (
-    audit_line,
-    current_trace_id,
-    trace_id_of,
-    traceparent_from_scope,
-    use_traceparent,
-    write_audit_line,
-)
-from tests.asgi import http_scope
-
-TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+from asgi_mcp_metrics.audit import audit_line, write_audit_line
 
 
 def test_line_fields_and_order() -> None:
@@ -40,40 +28,6 @@ def test_missing_values_are_json_null() -> None:
     assert datetime.fromisoformat(record["time"].replace("Z", "+00:00")).tzinfo is not None
 
 
-@pytest.mark.parametrize(("header", "expected"), [
-    (TRACEPARENT, "4bf92f3577b34da6a3ce929d0e0e4736"),
-    (TRACEPARENT.upper(), "4bf92f3577b34da6a3ce929d0e0e4736"),
-    ("00-00000000000000000000000000000000-00f067aa0ba902b7-01", None),
-    ("garbage", None),
-    ("", None),
-    (None, None),
-])
-def test_trace_id_of_traceparent(header: str | None, expected: str | None) -> None:
-    assert trace_id_of(header) == expected
-
-
-def test_traceparent_of_the_current_request_is_used() -> None:
-    with use_traceparent(TRACEPARENT):
-        assert current_trace_id() == "4bf92f3577b34da6a3ce929d0e0e4736"
-        record = json.loads(audit_line(tool="t", backend="", identity=None, outcome="ok",
-                                       duration_seconds=0))
-        assert record["trace_id"] == "4bf92f3577b34da6a3ce929d0e0e4736"
-    assert current_trace_id() is None
-
-
-def test_opentelemetry_span_is_the_fallback() -> None:
-    context = SpanContext(trace_id=0x1234, span_id=0x5678, is_remote=True,
-                          trace_flags=TraceFlags(TraceFlags.SAMPLED))
-    with trace.use_span(NonRecordingSpan(context)):
-        assert current_trace_id() == f"{0x1234:032x}"
-
-
-def test_traceparent_from_scope_headers() -> None:
-    scope = http_scope("/mcp", "POST", headers=[(b"traceparent", TRACEPARENT.encode())])
-    assert traceparent_from_scope(scope) == TRACEPARENT
-    assert traceparent_from_scope(http_scope("/mcp")) is None
-
-
 def test_written_to_the_named_logger(caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.INFO, logger="my.audit"):
         write_audit_line("my.audit", tool="t", backend="b", identity="i", outcome="tool_error",
@@ -89,3 +43,4 @@ def test_not_formatted_when_the_logger_is_off(caplog: pytest.LogCaptureFixture) 
         write_audit_line("my.audit", tool="t", backend="b", identity="i", outcome="ok",
                          duration_seconds=0.5)
     assert caplog.records == []
+

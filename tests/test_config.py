@@ -59,6 +59,7 @@ def test_defaults_match_the_option_table() -> None:
     assert settings.mcp_paths == ()
     assert settings.max_body_bytes == 4194304
     assert settings.max_frame_bytes == 4194304
+    assert settings.session_idle_timeout_seconds == 1800.0
     assert settings.max_tool_names == 200
     assert settings.max_label_values == 100
     assert settings.identity == "off"
@@ -76,7 +77,7 @@ def test_defaults_match_the_option_table() -> None:
     assert settings.variant == ""
     assert settings.auth is None
     assert settings.identity_resolver is None
-    assert len(dataclasses.fields(Settings)) == 31 + 16  # + the surfaces options (test_surfaces)
+    assert len(dataclasses.fields(Settings)) == 32 + 16  # + the surfaces options (test_surfaces)
 
 
 def test_every_field_is_documented() -> None:
@@ -278,6 +279,9 @@ INVALID = [
     ("gzip", None, "true or false"),
     ("render_offload_seconds", -0.1, "a finite number >= 0"),
     ("render_offload_seconds", math.nan, "a finite number >= 0"),
+    ("session_idle_timeout_seconds", -1, "a finite number >= 0"),
+    ("session_idle_timeout_seconds", math.inf, "a finite number >= 0"),
+    ("session_idle_timeout_seconds", "30", "a finite number >= 0"),
     ("variant", 2, "a string"),
     ("identity_resolver", 42, "a callable or None"),
 ]
@@ -300,6 +304,7 @@ def test_invalid_keyword_values_name_the_key(key: str, value: object, expected: 
         ("identity", "header:X-Forwarded-User"),
         ("max_tool_names", 0),
         ("render_offload_seconds", 0),
+        ("session_idle_timeout_seconds", 0),
         ("constant_labels", {"_region": "eu", "tier": ""}),
         ("request_duration_buckets", (0.5,)),
     ],
@@ -443,6 +448,22 @@ def test_environment_floats() -> None:
     assert error_of(environ={"ASGI_MCP_METRICS_RENDER_OFFLOAD_SECONDS": "soon"}) == (
         "ASGI_MCP_METRICS_RENDER_OFFLOAD_SECONDS (environment): expected a finite number >= 0, "
         "got 'soon'"
+    )
+
+
+def test_session_idle_timeout_from_environment_and_toml(tmp_path: Path) -> None:
+    assert env_value("session_idle_timeout_seconds", "90") == 90.0
+    assert error_of(environ={"ASGI_MCP_METRICS_SESSION_IDLE_TIMEOUT_SECONDS": "-5"}) == (
+        "ASGI_MCP_METRICS_SESSION_IDLE_TIMEOUT_SECONDS (environment): expected a finite "
+        "number >= 0, got '-5'"
+    )
+    good = write(tmp_path / "good.toml", "session_idle_timeout_seconds = 120\n")
+    assert load(toml_path=good).session_idle_timeout_seconds == 120.0
+    bad = write(tmp_path / "bad.toml",
+                '[tool.asgi_mcp_metrics]\nsession_idle_timeout_seconds = "soon"\n')
+    assert error_of(toml_path=bad) == (
+        f"{bad} [tool.asgi_mcp_metrics] session_idle_timeout_seconds: expected a finite "
+        "number >= 0, got 'soon'"
     )
 
 

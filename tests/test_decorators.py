@@ -17,9 +17,9 @@ from mcp_types import CallToolResult, TextContent
 from prometheus_client import CollectorRegistry, Counter
 
 from asgi_mcp_metrics.config import Settings
+from asgi_mcp_metrics.declared_tools import declare_tool, is_declared_tool
 from asgi_mcp_metrics.decorators import instrument_acl, instrument_tool, parse_decision
 from asgi_mcp_metrics.identity import use_identity
-from asgi_mcp_metrics.known import declare_tool, is_declared_tool
 from asgi_mcp_metrics.recorder import get_recorder
 from tests.asgi import total, value
 from tests.helpers import FakeClock, tool_calls
@@ -482,6 +482,15 @@ def test_audit_is_off_by_default(registry: CollectorRegistry, settings: Settings
         handler()
     assert [r for r in caplog.records if r.name == settings.audit_logger] == []
 
+    # The positive control: with the option on, the same call writes one line.
+    @instrument_tool(name="loud", registry=registry, settings=settings.replace(audit_log=True))
+    def loud() -> None:
+        pass
+
+    with caplog.at_level(logging.INFO):
+        loud()
+    assert len([r for r in caplog.records if r.name == settings.audit_logger]) == 1
+
 
 # -- next to the mcp SDK (no transport: MCPServer.call_tool) --------------------------------------
 
@@ -639,6 +648,14 @@ def test_acl_errors_that_are_not_decisions_are_not_counted(registry: CollectorRe
         guard()
     assert decisions(registry, "deny") == 0
     assert decisions(registry, "allow") == 0
+
+    # The positive control: a guard that decides is counted.
+    @instrument_acl(registry=registry, settings=settings)
+    def deciding() -> bool:
+        return False
+
+    deciding()
+    assert decisions(registry, "deny") == 1
 
 
 async def test_async_acl_and_decision_duration(registry: CollectorRegistry, settings: Settings,

@@ -250,6 +250,30 @@ async def test_app_that_never_sends_a_body(registry: CollectorRegistry) -> None:
     assert total(registry, "http_server_active_requests") == 0
 
 
+@pytest.mark.parametrize("content_type", [b"text/event-stream", b"text/plain"])
+async def test_a_second_response_start_is_passed_on_not_counted(
+        registry: CollectorRegistry, content_type: bytes) -> None:
+    """Found by the transparency fuzz test: a second start (an app bug; real servers raise
+    from it) once took the in-flight gauge below 0 and left a stream open for ever."""
+    starts = [{"type": "http.response.start", "status": status,
+               "headers": [(b"content-type", content_type)]} for status in (200, 503)]
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        for start in starts:
+            await send(start)
+        await send({"type": "http.response.body", "body": b"x"})
+
+    exchange = await call(instrumented(registry, app), http_scope("/x"))
+    assert exchange.sent == [*starts, {"type": "http.response.body", "body": b"x"}]
+    stream = content_type == b"text/event-stream"
+    assert total(registry, "http_server_streams_total", end_reason="completed") == stream
+    assert value(registry, DURATION + "_count", http_request_method="GET", http_route="",
+                 http_response_status_code="200", error_type="") == (not stream)
+    assert total(registry, DURATION + "_count", http_response_status_code="503") == 0
+    assert total(registry, "http_server_active_requests") == 0
+    assert total(registry, "http_server_streams_active") == 0
+
+
 async def test_transparent_byte_exact(registry: CollectorRegistry) -> None:
     """The app and the server see exactly the same messages with and without the middleware."""
     async def app(scope: Any, receive: Any, send: Any) -> None:

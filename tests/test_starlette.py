@@ -12,7 +12,7 @@ from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import Mount, Route
 from starlette.testclient import TestClient
 
-from asgi_mcp_metrics import middleware as middleware_module
+from asgi_mcp_metrics import http_record as http_record_module
 from asgi_mcp_metrics.routing import match_template
 from asgi_mcp_metrics.starlette import instrument
 
@@ -94,7 +94,7 @@ def test_fastapi_route_templates(registry: CollectorRegistry) -> None:
 def test_latency_stops_at_the_last_byte_not_after_background_tasks(
         registry: CollectorRegistry, monkeypatch: pytest.MonkeyPatch) -> None:
     now = [100.0]
-    monkeypatch.setattr(middleware_module, "perf_counter", lambda: now[0])
+    monkeypatch.setattr(http_record_module, "perf_counter", lambda: now[0])
 
     def slow_cleanup() -> None:
         now[0] += 60.0

@@ -1,15 +1,10 @@
 """Recording from inside Django when no ``MetricsMiddleware`` wraps the application.
 
 Under WSGI (or under ASGI without :func:`asgi_mcp_metrics.django.get_asgi_application`) there is
-no outer ASGI layer, so the Django middleware reports each request itself - but it counts
-nothing on its own.  What Django does (response start, body chunks, the end of a stream, a
-client that left, an error) is replayed as ASGI messages *through* ``MetricsMiddleware``: one
-instance per Django middleware, whose coroutine for a request is stepped by hand, event by
-event, as Django produces them.  Exclusions, labels, outcomes, streams and every observation are
-therefore decided by the same code as under ASGI, and both paths produce the same series.
-
-The replayed app only ever waits for the next Django event, so the middleware's coroutine never
-waits on the event loop and can be driven from synchronous code.
+no outer ASGI layer, so the Django middleware reports each request itself, into the same
+:class:`~asgi_mcp_metrics.http_record.HttpRecord` the ASGI middleware feeds: exclusions,
+labels, outcomes, streams and every observation are decided by the same code, and both paths
+produce the same series.
 
 What cannot be seen from here: bytes as the server writes them (a streaming response ends when
 the server took its last chunk; a client that left is noticed when the server closes the
@@ -20,119 +15,68 @@ the MCP messages inside the bodies.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Coroutine, Generator, Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 from django.http import HttpRequest, HttpResponseBase, StreamingHttpResponse
 from prometheus_client import CollectorRegistry
 
 from ..config import Settings
-from ..middleware import MetricsMiddleware
+from ..http_record import HttpMetrics, HttpRecord
+from ..recorder import get_recorder
 from ..routing import ROUTE_KEY
-from ..types import Message, Receive, Scope, Send
 from .routes import request_route
-
-_EXCHANGE_KEY = "asgi_mcp_metrics.django.exchange"
-# Stands in for body bytes the middleware only takes the length of (MCP parsing is off here).
-_ZEROS = bytes(1 << 20)
-# A Content-Length is only a claim: replaying it is bounded (1024 messages) so that a forged
-# header cannot cost time.  Larger bodies are recorded as this size, far above the top bucket.
-MAX_REPLAYED_BODY_BYTES = 1 << 30
-
-
-class _Disconnect:
-    """Tells the replayed app that the client has gone."""
-
-
-class _Finished:
-    """Tells the replayed app that the response is complete."""
-
-
-_DISCONNECT = _Disconnect()
-_FINISHED = _Finished()
-Event = Message | _Disconnect | _Finished | BaseException | None
-"""What the driver hands the replayed app; None starts the coroutine."""
-
-
-class _NextEvent:
-    """Awaited by the replayed app: suspends the coroutine until the driver resumes it."""
-
-    def __await__(self) -> Generator[_NextEvent, Event, Event]:
-        event = yield self
-        return event
 
 
 class DirectRecorder:
-    """Feeds Django requests through ``MetricsMiddleware``."""
+    """Records Django requests into :class:`HttpRecord` objects."""
 
     def __init__(self, settings: Settings, registry: CollectorRegistry | None) -> None:
-        # MCP messages are parsed from the ASGI byte stream, which does not exist here.  The
-        # identity and trace context are published for the length of an ASGI call in a
-        # ContextVar; a replay may end in another context (a stream consumed in a worker
-        # thread), so they stay with the ASGI path.
-        self._middleware = MetricsMiddleware(
-            _replayed_app, registry=registry,
-            settings=settings.replace(mcp_parsing="off", identity="off", identity_resolver=None,
-                                      audit_log=False))
+        # MCP messages are parsed from the ASGI byte stream, which does not exist here; the
+        # identity and trace context are published by the ASGI middleware only.
+        self._recorder = get_recorder(registry, settings)
+        self._http = HttpMetrics(self._recorder, settings)
 
     def begin(self, request: HttpRequest) -> DirectExchange | None:
-        """Start measuring ``request``; None if that failed (the request goes on unmeasured)."""
+        """Start measuring ``request``; None when it is excluded or that failed."""
         try:
-            return DirectExchange(self._middleware, request)
+            method, path = request.method or "GET", request.path
+            if self._http.excluded(method, path):
+                return None
+            return DirectExchange(self._http, request, method, path)
         except Exception:
             self.internal_error("django_request")
             return None
 
     def internal_error(self, where: str) -> None:
-        self._middleware.recorder.internal_error(where)
-
-
-async def _replayed_app(scope: Scope, receive: Receive, send: Send) -> None:
-    """Plays back what Django did, one event at a time, as the driver hands events over."""
-    while (await receive()).get("more_body"):
-        pass
-    while True:
-        event = await _NextEvent()
-        if isinstance(event, _Finished):
-            return
-        if isinstance(event, _Disconnect):
-            await receive()  # the driver's receive now answers http.disconnect
-            return
-        if isinstance(event, BaseException):
-            raise event
-        if event is not None:
-            await send(event)
+        self._recorder.internal_error(where)
 
 
 class DirectExchange:
-    """One Django request/response, replayed through the middleware as it happens."""
+    """One Django request/response, recorded as it happens."""
 
-    __slots__ = ("_coroutine", "_recorder", "_request_chunks", "scope")
+    __slots__ = ("_record",)
 
-    def __init__(self, middleware: MetricsMiddleware, request: HttpRequest) -> None:
-        self._recorder = middleware.recorder
-        self._request_chunks = _body_messages("http.request", _content_length(request))
-        self.scope: Scope = {
-            "type": "http", "method": request.method or "GET", "scheme": request.scheme,
-            "path": request.path, "root_path": "", "query_string": b"", "headers": [],
-        }
-        self._coroutine: Coroutine[Any, Event, None] | None = middleware(
-            self.scope, self._receive, self._send)
-        self._resume(None)
+    def __init__(self, http: HttpMetrics, request: HttpRequest, method: str, path: str) -> None:
+        self._record = record = HttpRecord(
+            http, {"method": method, "scheme": request.scheme, "path": path})
+        record.request_body(_content_length(request))
+        record.begin()
 
     def failed(self, error: BaseException) -> None:
         """The middleware chain raised instead of returning a response."""
-        self._resume(error)
+        self._finish(error)
 
     def respond(self, request: HttpRequest, response: HttpResponseBase) -> HttpResponseBase:
         """The view's response is ready; a streaming one is measured until it is consumed."""
+        record = self._record
         try:
             route = request_route(request)
             if route is not None:
-                self.scope[ROUTE_KEY] = route
-            content_type = response.get("Content-Type", "")
-            self._resume({"type": "http.response.start", "status": response.status_code,
-                          "headers": [(b"content-type", content_type.encode("latin-1"))]})
+                record.scope[ROUTE_KEY] = route
+            content_type = response.get("Content-Type", "").encode("latin-1")
+            record.response_start(response.status_code,
+                                  record.http.stream_kind([(b"content-type", content_type)]))
             if isinstance(response, StreamingHttpResponse) and not _is_file(response):
                 content = response.streaming_content
                 # Django closes whatever it is given as content when the response is closed.
@@ -141,57 +85,34 @@ class DirectExchange:
                     else _CountedIterator(self, content))
                 return response
             if isinstance(response, StreamingHttpResponse):
-                body = _body_messages("http.response.body", _declared_length(response))
+                record.response_body(_declared_length(response))
             else:
-                body = [{"type": "http.response.body", "body": response.content}]
-            for message in body:
-                self._resume(message)
+                record.response_body(len(response.content))
+            record.response_complete()
         except Exception:
-            self._recorder.internal_error("django_response")
-        self._resume(_FINISHED)
+            record.http.recorder.internal_error("django_response")
+        self._finish(None)
         return response
 
     def chunk(self, chunk: bytes) -> None:
-        self._resume({"type": "http.response.body", "body": chunk, "more_body": True})
+        try:
+            self._record.response_body(len(chunk))
+        except Exception:
+            self._record.http.recorder.internal_error("django_response")
 
     def end(self, error: BaseException | None, *, consumed: bool) -> None:
         """The streaming content ended: consumed to the end, failed, or closed before."""
         if consumed:
-            self._resume({"type": "http.response.body", "body": b""})
-            self._resume(_FINISHED)
-        elif error is not None:
-            self._resume(error)
-        else:
-            self._resume(_DISCONNECT)
+            self._record.response_complete()
+        elif error is None:
+            self._record.disconnect()
+        self._finish(error)
 
-    async def _receive(self) -> Message:
-        if self._request_chunks:
-            return self._request_chunks.pop(0)
-        return {"type": "http.disconnect"}
-
-    async def _send(self, message: Message) -> None:
-        pass
-
-    def _resume(self, event: Event | None) -> None:
-        coroutine = self._coroutine
-        if coroutine is None:
-            return
+    def _finish(self, error: BaseException | None) -> None:
         try:
-            suspended = coroutine.send(event)
-        except StopIteration:
-            self._coroutine = None
-            return
-        except BaseException as error:
-            self._coroutine = None
-            if error is not event:  # the view's own error comes back through the middleware
-                self._recorder.internal_error("django_replay")
-            return
-        if not isinstance(suspended, _NextEvent):
-            # The middleware waited on something else than the replayed app: it cannot be
-            # driven by hand any more.  Nothing is recorded for this request.
-            self._coroutine = None
-            coroutine.close()
-            self._recorder.internal_error("django_replay")
+            self._record.finish(error)
+        except Exception:
+            self._record.http.recorder.internal_error("django_finish")
 
 
 class _CountedContent:
@@ -259,17 +180,6 @@ class _CountedAsyncIterator(_CountedContent):
             raise
         self._exchange.chunk(chunk)
         return chunk
-
-
-def _body_messages(kind: str, length: int) -> list[Message]:
-    """ASGI body messages of ``length`` bytes, the last one without ``more_body``."""
-    messages: list[Message] = []
-    length = min(length, MAX_REPLAYED_BODY_BYTES)
-    while length > len(_ZEROS):
-        messages.append({"type": kind, "body": _ZEROS, "more_body": True})
-        length -= len(_ZEROS)
-    messages.append({"type": kind, "body": _ZEROS[:length], "more_body": False})
-    return messages
 
 
 def _is_file(response: StreamingHttpResponse) -> bool:

@@ -23,7 +23,15 @@ STREAMS = ("active_stream", "live")
 
 async def metrics(request: HttpRequest) -> HttpResponseBase:
     """Serve the exposition: auth, OpenMetrics/text negotiation, gzip, ``name[]``, multiprocess."""
-    return await _answer(_current_endpoint(), request)
+    method = request.method or "GET"
+    # Django joins repeated headers with "," as HTTP allows; the core expects lower-case names.
+    headers = {name.lower(): value for name, value in request.headers.items()}
+    answer = await _current_endpoint().answer(
+        method, headers, request.META.get("QUERY_STRING", ""))
+    response = HttpResponse(b"" if method == "HEAD" else answer.body, status=answer.status)
+    for name, value in _headers(answer.headers).items():
+        response[name] = value
+    return response
 
 
 async def surface(request: HttpRequest, surface: str) -> HttpResponseBase:

@@ -12,15 +12,6 @@ from asyncio import CancelledError
 from collections.abc import MutableMapping, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
-from .headers import McpHeaders
-from .jsonrpc import (
-    INVALID_EMPTY,
-    INVALID_JSON,
-    INVALID_NOT_AN_OBJECT,
-    INVALID_NOT_JSONRPC,
-    INVALID_TOO_DEEP,
-    INVALID_UTF8,
-)
 from .operations import (
     CANCELLED,
     CLIENT_DISCONNECT,
@@ -31,12 +22,24 @@ from .operations import (
     UNREADABLE_RESPONSE,
     Operation,
 )
-from .request import STREAMABLE, McpRequest
+from .request import McpRequest
 from .response import McpResponse
-from .vocabulary import METHOD_NOT_FOUND, PROTOCOL_VERSIONS, rejection_reason
+from .wire.headers import McpHeaders
+from .wire.jsonrpc import (
+    INVALID_EMPTY,
+    INVALID_JSON,
+    INVALID_NOT_AN_OBJECT,
+    INVALID_NOT_JSONRPC,
+    INVALID_TOO_DEEP,
+    INVALID_UTF8,
+)
+from .wire.vocabulary import METHOD_NOT_FOUND, PROTOCOL_VERSIONS, STREAMABLE, rejection_reason
 
 if TYPE_CHECKING:
-    from .tracker import McpTracker
+    from .endpoints import Endpoints
+    from .policy import ReadPolicy
+    from .recording import McpRecording
+    from .sessions import Sessions
 
 #: Request bodies we could not read as JSON-RPC at all (the SDKs answer these with -32700).
 _UNPARSABLE: Final = frozenset({INVALID_EMPTY, INVALID_UTF8, INVALID_JSON, INVALID_TOO_DEEP})
@@ -47,13 +50,22 @@ _NOT_JSONRPC: Final = frozenset({INVALID_NOT_JSONRPC, INVALID_NOT_AN_OBJECT})
 class McpExchange:
     """One HTTP exchange on an MCP endpoint."""
 
-    __slots__ = ("request", "response", "tracker")
+    __slots__ = ("endpoints", "policy", "recording", "request", "response", "session_id",
+                 "sessions")
 
-    def __init__(self, tracker: McpTracker, scope: MutableMapping[str, Any], started: float,
+    def __init__(self, policy: ReadPolicy, recording: McpRecording, sessions: Sessions,
+                 endpoints: Endpoints, scope: MutableMapping[str, Any], started: float,
                  headers: McpHeaders, known: bool) -> None:
-        self.tracker = tracker
-        self.request = McpRequest(tracker, scope, started, headers, known)
-        self.response = McpResponse(tracker, self.request)
+        self.policy = policy
+        self.recording = recording
+        self.sessions = sessions
+        self.endpoints = endpoints
+        self.request = McpRequest(policy, recording, sessions, scope, started, headers, known)
+        self.response = McpResponse(policy, recording, sessions, endpoints, self.request)
+        #: The session this exchange belongs to: while it lasts, the session is not idle.
+        self.session_id = headers.session_id
+        if self.session_id is not None:
+            sessions.enter(self.session_id)
 
     @property
     def stream_kind(self) -> str | None:
@@ -72,29 +84,31 @@ class McpExchange:
         pass  # the middleware tells finish() whether the client left
 
     def finish(self, *, error: BaseException | None, disconnected: bool, ended: float) -> None:
-        tracker = self.tracker
+        recording = self.recording
         request = self.request
         response = self.response
+        if self.session_id is not None:
+            self.sessions.leave(self.session_id, ended)
         response.close()
         request.body = None
         if response.legacy_stream_session is not None:
-            tracker.sessions.end(response.legacy_stream_session,
+            self.sessions.end(response.legacy_stream_session,
                                  _stream_end_reason(error, disconnected), ended)
         status = response.status
         if not request.is_mcp:
             if 200 <= status < 300 and request.invalid in _NOT_JSONRPC:
-                tracker.endpoints.remember(request.path, False)
+                self.endpoints.remember(request.path, False)
             return
         if request.http_method == "POST" and (200 <= status < 300 or response.answered):
             # Accepted, or answered by id: a JSON-RPC endpoint (a refusal alone proves nothing).
-            tracker.endpoints.remember(request.path, True)
+            self.endpoints.remember(request.path, True)
         if request.invalid is not None:
-            tracker.parse_limits.labels("request_body", request.invalid).inc()
+            recording.parse_limit("request_body", request.invalid)
         if request.invalid_elements:
-            tracker.parse_limits.labels("request_body", "invalid_batch_element").inc(
-                request.invalid_elements)
+            recording.parse_limit("request_body", "invalid_batch_element",
+                                  request.invalid_elements)
         if request.invalid_ids:
-            tracker.parse_limits.labels("request_body", "invalid_id").inc(request.invalid_ids)
+            recording.parse_limit("request_body", "invalid_id", request.invalid_ids)
         if 300 <= status < 400:
             self._discard()
             return
@@ -103,7 +117,7 @@ class McpExchange:
         self._settle(error, disconnected, ended)
 
     def _sessions(self, status: int, ended: float) -> None:
-        sessions = self.tracker.sessions
+        sessions = self.sessions
         request = self.request
         response = self.response
         request_session = None if request.modern else request.headers.session_id
@@ -115,7 +129,7 @@ class McpExchange:
         elif 200 <= status < 300:
             if (response.session_id and request_session is None and post_session is None
                     and request.http_method == "POST"
-                    and (request.initialize or not self.tracker.parse_requests)):
+                    and (request.initialize or not self.policy.parse_requests)):
                 # Headers-only mode cannot see the method; only an initialize is answered
                 # 2xx with a new session id.
                 sessions.start(response.session_id, STREAMABLE, request.started)
@@ -131,7 +145,7 @@ class McpExchange:
                 missing_session=(not request.modern and request_session is None
                                  and post_session is None and not request.initialize
                                  and (request.parsed or request.http_method != "POST")))
-            self.tracker.protocol_errors.labels(reason).inc()
+            self.recording.protocol_error(reason)
 
     def _settle(self, error: BaseException | None, disconnected: bool, ended: float) -> None:
         """Requests that got no answer on this exchange."""
@@ -140,20 +154,20 @@ class McpExchange:
             return
         operations = request.operations
         request.operations = {}
-        tracker = self.tracker
+        sessions = self.sessions
         for operation in operations.values():
             if operation.settled:
                 continue
             if operation.on_stream and operation.session is not None:
                 if self.response.status == 202:
                     continue  # accepted: its answer comes on the session's stream
-                tracker.sessions.release(operation)
+                sessions.release(operation)
             verdict = self._unanswered(operation, error, disconnected)
             if verdict is None:
                 operation.settled = True
-                tracker.parse_limits.labels("response", "no_stream").inc()
+                self.recording.parse_limit("response", "no_stream")
             else:
-                tracker.settle(operation, verdict[0], verdict[1], ended)
+                sessions.settle(operation, verdict[0], verdict[1], ended)
 
     def _unanswered(self, operation: Operation, error: BaseException | None,
                     disconnected: bool) -> tuple[str, str] | None:
@@ -180,7 +194,7 @@ class McpExchange:
             return REJECTED, f"http_{status}"
         if self.request.legacy_post_session is not None and status == 202:
             return None  # accepted, but its session's stream is not one we saw open
-        if response.unparsed or not (response.reading or self.tracker.parse_responses):
+        if response.unparsed or not (response.reading or self.policy.parse_responses):
             # Not read (by mode, or past a size cap): a 2xx is all there is to go by.
             return OK, ""
         if response.invalid:
@@ -189,7 +203,7 @@ class McpExchange:
 
     def _discard(self) -> None:
         """A redirect: the client sends the request again, and that one counts."""
-        release = self.tracker.sessions.release
+        release = self.sessions.release
         for operation in self.request.operations.values():
             release(operation)
             operation.settled = True

@@ -1,4 +1,4 @@
-"""MCP operations (JSON-RPC requests) and how their outcomes become metrics.
+"""MCP operations (JSON-RPC requests) and their outcomes.
 
 Outcomes: ``ok``, ``tool_error`` (``result.isError: true`` inside a 200), ``error`` (a JSON-RPC
 error, a 5xx, no answer), ``input_required`` (2026-07-28 multi-round-trip), ``cancelled``
@@ -11,12 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
-from ..known import is_declared_tool
-from .vocabulary import OTHER, error_code_label
+from .wire.vocabulary import OTHER, error_code_label
 
 if TYPE_CHECKING:
-    from ..recorder import Recorder
-    from .jsonrpc import IdKey, Message
+    from .wire.jsonrpc import IdKey, Message
 
 OPERATION: Final = "mcp_server_operation_duration_seconds"
 TOOL_CALLS: Final = "mcp_tool_calls_total"
@@ -66,41 +64,3 @@ def outcome_of(answer: Message) -> tuple[str, str]:
     if answer.result_type == "input_required":
         return INPUT_REQUIRED, ""
     return OK, ""
-
-
-class Operations:
-    """Writes finished operations to the operation, request and tool-call metrics."""
-
-    def __init__(self, recorder: Recorder) -> None:
-        self.recorder = recorder
-        self._duration = recorder[OPERATION]
-        self._requests = recorder["mcp_server_requests_total"]
-        self._tool_calls = recorder[TOOL_CALLS]
-
-    def record(self, op: Operation, outcome: str, error_type: str, ended: float) -> bool:
-        """Record ``op`` once; a second call for the same operation does nothing.
-
-        Returns whether this call recorded it.
-        """
-        if op.settled:
-            return False
-        op.settled = True
-        self._requests.labels(op.method, outcome, op.transport).inc()
-        if outcome == REJECTED:
-            # The request never ran: it has no latency and is not a tool call.
-            return True
-        tool = prompt = ""
-        if op.tool is not None:
-            # A tools/call without a usable name is still a tool call, of an unknown tool.
-            tool = self.recorder.tool_label(op.tool, OPERATION) if op.tool else OTHER
-        elif op.prompt is not None:
-            prompt = self.recorder.prompt_label(op.prompt, OPERATION)
-        # A subscription lasts as long as its stream, which the stream metrics measure.
-        if op.method != "subscriptions/listen":
-            self._duration.labels(op.method, tool, prompt, error_type, op.version).observe(
-                ended - op.started)
-        # A tool declared with @instrument_tool is counted by its decorator, which knows the
-        # backend and whether the handler raised; counting it here too would count it twice.
-        if op.tool is not None and not is_declared_tool(op.tool):
-            self._tool_calls.labels(tool, "", outcome, op.identity).inc()
-        return True

@@ -10,20 +10,18 @@ from __future__ import annotations
 
 from collections.abc import MutableMapping
 from time import perf_counter
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any
 
-from ..identity import identity_label
-from .body import BoundedBuffer
-from .headers import McpHeaders, session_id_from_query
-from .jsonrpc import IdKey, Parsed, parse_messages
-from .operations import TOOL_CALLS, Operation
-from .vocabulary import is_modern, method_label, version_label
+from .operations import Operation
+from .wire.body import BoundedBuffer
+from .wire.headers import McpHeaders, session_id_from_query
+from .wire.jsonrpc import IdKey, Parsed, parse_messages
+from .wire.vocabulary import LEGACY, STREAMABLE, is_modern, method_label, version_label
 
 if TYPE_CHECKING:
-    from .tracker import McpTracker
-
-STREAMABLE: Final = "streamable_http"
-LEGACY: Final = "sse"
+    from .policy import ReadPolicy
+    from .recording import McpRecording
+    from .sessions import Sessions
 
 
 class McpRequest:
@@ -31,12 +29,14 @@ class McpRequest:
 
     __slots__ = ("batch", "body", "headers", "headers_used", "http_method", "initialize",
                  "invalid", "invalid_elements", "invalid_ids", "is_mcp", "legacy_post_session",
-                 "lists_tools", "modern", "operations", "parsed", "path", "scope", "started",
-                 "subscription", "tracker", "transport", "version")
+                 "lists_tools", "modern", "operations", "parsed", "path", "recording", "scope",
+                 "sessions", "started", "subscription", "transport", "version")
 
-    def __init__(self, tracker: McpTracker, scope: MutableMapping[str, Any], started: float,
-                 headers: McpHeaders, known: bool) -> None:
-        self.tracker = tracker
+    def __init__(self, policy: ReadPolicy, recording: McpRecording, sessions: Sessions,
+                 scope: MutableMapping[str, Any], started: float, headers: McpHeaders,
+                 known: bool) -> None:
+        self.recording = recording
+        self.sessions = sessions
         self.scope = scope
         self.started = started
         self.headers = headers
@@ -48,8 +48,8 @@ class McpRequest:
         self.transport = LEGACY if self.legacy_post_session is not None else STREAMABLE
         self.version = version_label(headers.protocol_version)
         self.modern = is_modern(headers.protocol_version)
-        self.body = (BoundedBuffer(tracker.settings.max_body_bytes)
-                     if post and tracker.parse_requests else None)
+        self.body = (BoundedBuffer(policy.max_body_bytes)
+                     if post and policy.parse_requests else None)
         # Only MCP clients send Mcp-Method or Mcp-Session-Id.
         self.is_mcp = known or headers.method is not None or headers.session_id is not None
         #: Why the body could not be read as JSON-RPC (a parse-limit reason), if it could not.
@@ -89,7 +89,7 @@ class McpRequest:
             return
         self.is_mcp = True
         if method.startswith("notifications/"):
-            self.tracker.notifications.labels(method_label(method), "in").inc()
+            self.recording.notification(method, "in")
             return
         self._add(None, method, self.headers.name, self.headers.name, None)
 
@@ -98,7 +98,6 @@ class McpRequest:
             self.invalid = parsed.invalid
             self.from_headers()
             return
-        tracker = self.tracker
         self.parsed = True
         self.is_mcp = True
         self.batch = parsed.batch
@@ -115,16 +114,16 @@ class McpRequest:
                 self._add(message.id_key, message.method, message.tool_name,
                           message.prompt_name, message.protocol_version)
             elif kind == "notification":
-                tracker.notifications.labels(method_label(message.method), "in").inc()
+                self.recording.notification(message.method, "in")
                 cancelled = message.cancelled_id_key
                 if cancelled is not None and session is not None:
-                    tracker.sessions.cancel(session, cancelled, perf_counter())
+                    self.sessions.cancel(session, cancelled, perf_counter())
             # A client's POSTed response answers a server-initiated request: not an operation.
         if session is not None and self.operations:
             # Legacy transport: the answers will come on the session's GET stream, possibly
             # before this POST's 202 is out, so the requests wait there from now on.
             on_stream = self.legacy_post_session is not None
-            track = tracker.sessions.track
+            track = self.sessions.track
             for operation in self.operations.values():
                 track(session, operation, on_stream=on_stream)
 
@@ -138,24 +137,12 @@ class McpRequest:
             self.lists_tools = True
         if id_key in self.operations:
             # Two requests with one id in one message: their answers cannot be told apart.
-            self.tracker.parse_limits.labels("request_body", "duplicate_id").inc()
+            self.recording.parse_limit("request_body", "duplicate_id")
         is_tool_call = method == "tools/call"
         self.operations[id_key] = Operation(
             id_key=id_key, method=method_label(method),
             tool=(tool or "") if is_tool_call else None,
             prompt=prompt if method == "prompts/get" else None,
             version=self.version or version_label(version), transport=self.transport,
-            identity=self._identity() if is_tool_call else "",
+            identity=self.recording.identity() if is_tool_call else "",
             started=self.started)
-
-    def _identity(self) -> str:
-        tracker = self.tracker
-        if not tracker.identity_on:
-            return ""
-        # The middleware published this request's identity (resolved once, on first use);
-        # the decorators read the same value.
-        try:
-            return identity_label(tracker.recorder, TOOL_CALLS)
-        except Exception:
-            tracker.recorder.internal_error("identity")
-            return ""

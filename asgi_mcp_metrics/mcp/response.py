@@ -14,16 +14,18 @@ from collections.abc import Sequence
 from time import perf_counter
 from typing import TYPE_CHECKING, Final
 
-from .body import BoundedBuffer
-from .jsonrpc import IdKey, Message, Parsed, answer_id, parse_messages
 from .operations import outcome_of
-from .request import LEGACY
-from .sse import SSEEvent, SSEParser, legacy_endpoint
-from .vocabulary import method_label, version_label
+from .wire.body import BoundedBuffer
+from .wire.jsonrpc import IdKey, Message, Parsed, answer_id, parse_messages
+from .wire.sse import SSEEvent, SSEParser, legacy_endpoint
+from .wire.vocabulary import LEGACY, version_label
 
 if TYPE_CHECKING:
+    from .endpoints import Endpoints
+    from .policy import ReadPolicy
+    from .recording import McpRecording
     from .request import McpRequest
-    from .tracker import McpTracker
+    from .sessions import Sessions
 
 #: Ids the SDKs put on transport-level errors that answer no request in particular.
 _TRANSPORT_ERROR_IDS: Final[frozenset[IdKey]] = frozenset({("null", ""), ("str", "server-error")})
@@ -32,12 +34,16 @@ _TRANSPORT_ERROR_IDS: Final[frozenset[IdKey]] = frozenset({("null", ""), ("str",
 class McpResponse:
     """What the response of one exchange answers."""
 
-    __slots__ = ("answered", "error_code", "frames", "invalid", "json", "legacy_stream_session",
-                 "reading", "request", "session_id", "sse", "status", "stream_kind", "tracker",
-                 "unparsed")
+    __slots__ = ("answered", "endpoints", "error_code", "frames", "invalid", "json",
+                 "legacy_stream_session", "policy", "reading", "recording", "request",
+                 "session_id", "sessions", "sse", "status", "stream_kind", "unparsed")
 
-    def __init__(self, tracker: McpTracker, request: McpRequest) -> None:
-        self.tracker = tracker
+    def __init__(self, policy: ReadPolicy, recording: McpRecording, sessions: Sessions,
+                 endpoints: Endpoints, request: McpRequest) -> None:
+        self.policy = policy
+        self.recording = recording
+        self.sessions = sessions
+        self.endpoints = endpoints
         self.request = request
         self.status = 0
         #: The ``Mcp-Session-Id`` the response carries (a new session, after ``initialize``).
@@ -74,24 +80,24 @@ class McpResponse:
             return None  # a redirect (e.g. /messages -> /messages/): the request comes again
         if not request.parsed:
             request.from_headers()
-        tracker = self.tracker
+        policy = self.policy
         if b"text/event-stream" in content_type:
             kind = self.stream_kind = self._stream_kind()
             self.reading = self._reads_answers()
             if self.reading or request.http_method == "GET":
                 # A GET stream is read at least up to its first event: a legacy ``endpoint``.
-                self.sse = SSEParser(tracker.settings.max_frame_bytes)
+                self.sse = SSEParser(policy.max_frame_bytes)
             return kind
         if b"json" in content_type and (
                 (request.operations and self._reads_answers())
-                or (status >= 400 and tracker.parse_responses)):
+                or (status >= 400 and policy.parse_responses)):
             self.reading = True
-            self.json = BoundedBuffer(tracker.settings.max_frame_bytes)
+            self.json = BoundedBuffer(policy.max_frame_bytes)
         return None
 
     def _reads_answers(self) -> bool:
-        tracker = self.tracker
-        return tracker.parse_responses or (tracker.parse_requests and self.request.lists_tools)
+        policy = self.policy
+        return policy.parse_responses or (policy.parse_requests and self.request.lists_tools)
 
     def _stream_kind(self) -> str | None:
         request = self.request
@@ -99,7 +105,7 @@ class McpResponse:
             if request.headers.session_id is not None and not request.modern:
                 request.is_mcp = True
                 return "get_notifications"
-            if request.path in self.tracker.endpoints.stream_paths:
+            if request.path in self.endpoints.stream_paths:
                 request.is_mcp = True
                 return "sse_legacy"
             # A known MCP path: a stateless GET stream, or a legacy one once its first event
@@ -118,8 +124,8 @@ class McpResponse:
                 for event in sse.feed(chunk):
                     self._event(event, now)
                 if sse.overflows != overflows:
-                    self.tracker.parse_limits.labels("sse_frame", "too_large").inc(
-                        sse.overflows - overflows)
+                    self.recording.parse_limit("sse_frame", "too_large",
+                                               sse.overflows - overflows)
                     self.unparsed = True
             return
         buffer = self.json
@@ -128,7 +134,7 @@ class McpResponse:
             if not more_body:
                 self.json = None
                 if buffer.overflowed:
-                    self.tracker.parse_limits.labels("json_response", "too_large").inc()
+                    self.recording.parse_limit("json_response", "too_large")
                     self.unparsed = True
                 else:
                     self._answers(parse_messages(buffer.getvalue()), perf_counter(),
@@ -141,7 +147,7 @@ class McpResponse:
             sse.close()
             self.sse = None
             if sse.truncated and self.request.is_mcp:
-                self.tracker.parse_limits.labels("sse_frame", "truncated").inc()
+                self.recording.parse_limit("sse_frame", "truncated")
         self.json = None
 
     def _event(self, event: SSEEvent, now: float) -> None:
@@ -167,7 +173,6 @@ class McpResponse:
 
     def _legacy_stream(self, event: SSEEvent) -> None:
         """``event: endpoint`` opens a legacy HTTP+SSE session: this stream is its lifetime."""
-        tracker = self.tracker
         request = self.request
         endpoint = legacy_endpoint(event)
         if endpoint is None or not endpoint.session_id:
@@ -176,10 +181,10 @@ class McpResponse:
         request.is_mcp = True
         self.stream_kind = "sse_legacy"
         self.legacy_stream_session = endpoint.session_id
-        tracker.endpoints.remember_stream(request.path)
-        tracker.sessions.start(endpoint.session_id, LEGACY, request.started)
+        self.endpoints.remember_stream(request.path)
+        self.sessions.start(endpoint.session_id, LEGACY, request.started)
         # Every answer of this transport arrives here; headers-only mode reads none of them.
-        self.reading = tracker.parse_requests
+        self.reading = self.policy.parse_requests
         if not self.reading:
             self.sse = None
 
@@ -187,19 +192,17 @@ class McpResponse:
         if parsed.invalid is not None:
             if self.status < 400:
                 # (An error page that is not JSON-RPC is expected; only answers count.)
-                self.tracker.parse_limits.labels(where, parsed.invalid).inc()
+                self.recording.parse_limit(where, parsed.invalid)
                 self.invalid = True
             return
-        notifications = self.tracker.notifications
         for message in parsed.messages:
             kind = message.kind
             if kind == "response" or kind == "error":
                 self._answer(message, now)
             elif kind == "notification":
-                notifications.labels(method_label(message.method), "out").inc()
+                self.recording.notification(message.method, "out")
 
     def _answer(self, message: Message, now: float) -> None:
-        tracker = self.tracker
         if message.kind == "error" and self.error_code is None:
             self.error_code = message.error_code
         id_key = message.id_key
@@ -209,31 +212,22 @@ class McpResponse:
             # Known from headers only (the body was not read): the one answer is its answer.
             operation = pending.pop(None)
         if operation is None and self.legacy_stream_session is not None:
-            operation = tracker.sessions.take(self.legacy_stream_session, id_key)
+            operation = self.sessions.take(self.legacy_stream_session, id_key)
         if operation is None:
             # (A resumed stream, GET with Last-Event-ID, replays answers to earlier requests.)
             if (self.status < 400 and id_key is not None and id_key not in _TRANSPORT_ERROR_IDS
                     and self.request.headers.last_event_id is None):
-                tracker.parse_limits.labels("response", "unmatched_id").inc()
+                self.recording.parse_limit("response", "unmatched_id")
             return
         self.answered = True
-        if operation.method == "tools/list" and message.tool_names:
-            tracker.recorder.learn_tools(message.tool_names)
-        elif operation.method == "prompts/list" and message.prompt_names:
-            tracker.recorder.learn_prompts(message.prompt_names)
-        elif operation.method == "initialize" and message.protocol_version:
+        if operation.method == "initialize" and message.protocol_version:
             # The negotiated version is the answer's, not the one the client asked for.
             operation.version = version_label(message.protocol_version)
             if self.legacy_stream_session is not None:
-                tracker.sessions.negotiated(self.legacy_stream_session, operation.version)
+                self.sessions.negotiated(self.legacy_stream_session, operation.version)
         outcome, error_type = outcome_of(message)
-        if outcome in ("ok", "input_required"):
-            # The server answered a successful result, so the tool or prompt exists: a client
-            # that calls without listing first still gets the names.  Unknown tools and
-            # prompts never succeed, so a client cannot mint label values this way.
-            if operation.tool:
-                tracker.recorder.learn_tools((operation.tool,))
-            elif operation.prompt:
-                tracker.recorder.learn_prompts((operation.prompt,))
+        self.sessions.release(operation)
         # (Recording is once only: an answer to a request cancelled already changes nothing.)
-        tracker.settle(operation, outcome, error_type, now)
+        self.recording.answered(operation, outcome, error_type, now,
+                                tool_names=message.tool_names or (),
+                                prompt_names=message.prompt_names or ())

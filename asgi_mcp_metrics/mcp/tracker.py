@@ -26,9 +26,10 @@ from typing import TYPE_CHECKING, Any
 
 from .endpoints import Endpoints
 from .exchange import McpExchange
-from .headers import mcp_request_headers
-from .operations import Operation, Operations
+from .policy import ReadPolicy
+from .recording import McpRecording
 from .sessions import Sessions
+from .wire.headers import mcp_request_headers
 
 if TYPE_CHECKING:
     from ..config import Settings
@@ -41,18 +42,11 @@ class McpTracker:
     """Process-wide MCP state of one middleware: sessions, learned endpoints."""
 
     def __init__(self, recorder: Recorder, settings: Settings) -> None:
-        self.recorder = recorder
-        self.settings = settings
-        mode = settings.mcp_parsing
-        self.parse_requests = mode in ("full", "request_body")
-        self.parse_responses = mode == "full"
-        self.identity_on = settings.identity != "off" or settings.identity_resolver is not None
+        self.policy = ReadPolicy.from_settings(settings)
         self.endpoints = Endpoints(settings.mcp_paths)
-        self.operations = Operations(recorder)
-        self.sessions = Sessions(recorder, self.operations)
-        self.notifications = recorder["mcp_server_notifications_total"]
-        self.protocol_errors = recorder["mcp_server_protocol_errors_total"]
-        self.parse_limits = recorder.parse_limits
+        self.recording = McpRecording(recorder, identity_on=(
+            settings.identity != "off" or settings.identity_resolver is not None))
+        self.sessions = Sessions(self.recording, settings.session_idle_timeout_seconds)
 
     def observe(self, scope: MutableMapping[str, Any], started: float) -> McpExchange | None:
         method = scope["method"]
@@ -63,11 +57,9 @@ class McpTracker:
         known = self.endpoints.classify(method, scope["path"], headers)
         if known is None:
             return None
-        return McpExchange(self, scope, started, mcp_request_headers(headers), known)
-
-    def settle(self, op: Operation, outcome: str, error_type: str, ended: float) -> None:
-        self.sessions.release(op)
-        self.operations.record(op, outcome, error_type, ended)
+        self.sessions.sweep(started)
+        return McpExchange(self.policy, self.recording, self.sessions, self.endpoints, scope,
+                           started, mcp_request_headers(headers), known)
 
     def shutdown(self) -> None:
         self.sessions.shutdown()

@@ -1,1 +1,1 @@
-"""A tiny Django project for tests/test_django.py (configured in-process by that module)."""
+"""A tiny Django project for tests/django/ (configured in-process by that module)."""

@@ -19,7 +19,7 @@ from mcp_types import CallToolResult, TextContent
 from prometheus_client import CollectorRegistry
 
 from asgi_mcp_metrics.decorators import instrument_tool
-from asgi_mcp_metrics.mcp_sdk import MetricsServerMiddleware
+from asgi_mcp_metrics.sdk_adapter import MetricsServerMiddleware
 from asgi_mcp_metrics.starlette import instrument
 from tests.asgi import total, value
 from tests.e2e.servers import serve

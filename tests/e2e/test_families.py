@@ -20,7 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from asgi_mcp_metrics import BackendMonitor, instrument_acl, instrument_tool
 from asgi_mcp_metrics.catalog import METRICS
 from asgi_mcp_metrics.llm import LLMMetrics
-from asgi_mcp_metrics.mcp_sdk import MetricsServerMiddleware
+from asgi_mcp_metrics.sdk_adapter import MetricsServerMiddleware
 from asgi_mcp_metrics.starlette import instrument
 
 from ..promtool import check_metrics

@@ -301,3 +301,59 @@ def test_client_abort_mid_body_is_no_server_error(registry: CollectorRegistry, m
                  http_response_status_code="499", error_type="client_disconnect") == aborts
     assert total(registry, DURATION_COUNT) == aborts
     assert total(registry, "asgi_mcp_metrics_internal_errors_total") == 0
+
+
+IDLE_TIMEOUT = 0.5
+SESSIONS_ENDED = "mcp_server_sessions_ended_total"
+
+
+def idle_ended(registry: CollectorRegistry) -> float:
+    return value(registry, SESSIONS_ENDED, transport="streamable_http", end_reason="idle_timeout")
+
+
+def test_session_of_a_vanished_client_ends_as_idle(registry: CollectorRegistry) -> None:
+    headers = {"accept": "application/json, text/event-stream"}
+    initialize = {"jsonrpc": "2.0", "id": 0, "method": "initialize",
+                  "params": {"protocolVersion": HANDSHAKE, "capabilities": {},
+                             "clientInfo": {"name": "raw", "version": "1"}}}
+    app = MetricsMiddleware(make_server().streamable_http_app(json_response=True),
+                            registry=registry, session_idle_timeout_seconds=IDLE_TIMEOUT)
+    with serve(app) as url:
+        reply = httpx.post(url + "/mcp", json=initialize, headers=headers)
+        assert reply.status_code == 200 and reply.headers["mcp-session-id"]
+        # The client is gone without a DELETE: no request comes to tell.
+        wait_until(lambda: idle_ended(registry) == 1, timeout=30)
+        assert value(registry, "mcp_server_sessions_active", transport="streamable_http") == 0
+        assert value(registry, "mcp_server_session_duration_seconds_sum",
+                     transport="streamable_http", end_reason="idle_timeout") >= IDLE_TIMEOUT
+        assert gauges_idle(registry)
+    assert total(registry, SESSIONS_ENDED) == 1
+    assert total(registry, "asgi_mcp_metrics_internal_errors_total") == 0
+
+
+def test_session_with_an_open_stream_is_not_idle(registry: CollectorRegistry) -> None:
+    app = MetricsMiddleware(make_server().streamable_http_app(), registry=registry,
+                            session_idle_timeout_seconds=IDLE_TIMEOUT)
+    with serve(app) as url:
+        async def session() -> None:
+            async with Client(url + "/mcp", mode="legacy") as client:
+                await client.call_tool("add", {"a": 1, "b": 2})
+                # The SDK client holds the session's GET stream open, like a live client.
+                for _ in range(3000):
+                    if total(registry, "http_server_streams_active",
+                             stream_kind="get_notifications") == 1:
+                        break
+                    await asyncio.sleep(0.01)
+                else:
+                    raise AssertionError("the client's GET stream never opened")
+                await asyncio.sleep(4 * IDLE_TIMEOUT)  # drives the idle time
+                assert value(registry, "mcp_server_sessions_active",
+                             transport="streamable_http") == 1
+                assert not (await client.call_tool("add", {"a": 1, "b": 2})).is_error
+
+        asyncio.run(session())
+        wait_until(lambda: gauges_idle(registry))
+    assert idle_ended(registry) == 0
+    assert value(registry, SESSIONS_ENDED, transport="streamable_http",
+                 end_reason="client_delete") == 1
+    assert tool_calls(registry, "add", "ok") == 2

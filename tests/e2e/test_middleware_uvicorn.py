@@ -2,45 +2,25 @@
 
 from __future__ import annotations
 
-import asyncio
 import socket
 import time
-from collections.abc import AsyncIterator
 
 import httpx
+import pytest
 from prometheus_client import CollectorRegistry
 from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse, StreamingResponse
 from starlette.routing import Route
 
 from asgi_mcp_metrics.starlette import instrument
 
 from ..asgi import total, value
 from ..promtool import check_metrics
+from .server_app import events, item, upload
 from .servers import serve
 
+pytestmark = pytest.mark.e2e
+
 DURATION = "http_server_request_duration_seconds"
-
-
-async def item(request: Request) -> JSONResponse:
-    return JSONResponse({"id": request.path_params["item_id"]})
-
-
-async def upload(request: Request) -> JSONResponse:
-    body = await request.body()
-    return JSONResponse({"size": len(body)})
-
-
-async def events(request: Request) -> StreamingResponse:
-    count = int(request.query_params.get("n", "3"))
-
-    async def gen() -> AsyncIterator[str]:
-        for i in range(count):
-            yield f"data: {i}\n\n"
-            await asyncio.sleep(0.05)
-
-    return StreamingResponse(gen(), media_type="text/event-stream")
 
 
 def app_and_registry() -> tuple[Starlette, CollectorRegistry]:

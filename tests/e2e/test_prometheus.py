@@ -15,6 +15,8 @@ import pytest
 from ..promtool import running_in_ci
 from .servers import free_port
 
+pytestmark = pytest.mark.e2e
+
 ROOT = Path(__file__).resolve().parents[2]
 
 

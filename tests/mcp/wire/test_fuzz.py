@@ -10,15 +10,15 @@ from hypothesis import strategies as st
 from mcp.shared.inbound import encode_header_value
 from starlette.datastructures import QueryParams
 
-from asgi_mcp_metrics.mcp.body import BoundedBuffer
-from asgi_mcp_metrics.mcp.headers import (
+from asgi_mcp_metrics.mcp.wire.body import BoundedBuffer
+from asgi_mcp_metrics.mcp.wire.headers import (
     INVALID_HEADER_VALUE,
     decode_header_value,
     mcp_request_headers,
     session_id_from_query,
 )
-from asgi_mcp_metrics.mcp.jsonrpc import INVALID_REASONS, Parsed, parse_messages
-from asgi_mcp_metrics.mcp.sse import SSEEvent, SSEParser, legacy_endpoint
+from asgi_mcp_metrics.mcp.wire.jsonrpc import INVALID_REASONS, Parsed, parse_messages
+from asgi_mcp_metrics.mcp.wire.sse import SSEEvent, SSEParser, legacy_endpoint
 
 
 # Example counts are set per property: several thousand inputs in all, while the whole

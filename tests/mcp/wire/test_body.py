@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from asgi_mcp_metrics.mcp.body import BoundedBuffer
+from asgi_mcp_metrics.mcp.wire.body import BoundedBuffer
 
 
 def test_collects_chunks_in_order() -> None:

@@ -250,11 +250,11 @@ def _read_result(message: Message, result: dict[str, Any]) -> None:
     message.is_error = result.get("isError") is True
     message.result_type = _label_text(result.get("resultType"))
     message.protocol_version = _label_text(result.get("protocolVersion"))
-    message.tool_names = _listed_names(result.get("tools"))
-    message.prompt_names = _listed_names(result.get("prompts"))
+    message.tool_names = listed_names(result.get("tools"))
+    message.prompt_names = listed_names(result.get("prompts"))
 
 
-def _listed_names(entries: object) -> tuple[str, ...] | None:
+def listed_names(entries: object) -> tuple[str, ...] | None:
     """The ``name`` members of a ``tools/list`` or ``prompts/list`` result's entries."""
     if not isinstance(entries, list):
         return None

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 
-_known_tools: set[str] = set()
+_declared_tools: set[str] = set()
 _lock = threading.Lock()
 #: Declared names are written by code, not by clients, but a loop that decorates on the fly
 #: must not grow this without limit either.
@@ -17,9 +17,9 @@ MAX_DECLARED_TOOLS = 10_000
 
 def declare_tool(name: str) -> None:
     with _lock:
-        if len(_known_tools) < MAX_DECLARED_TOOLS:
-            _known_tools.add(name)
+        if len(_declared_tools) < MAX_DECLARED_TOOLS:
+            _declared_tools.add(name)
 
 
 def is_declared_tool(name: str) -> bool:
-    return name in _known_tools
+    return name in _declared_tools

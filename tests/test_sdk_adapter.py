@@ -18,15 +18,15 @@ from prometheus_client import CollectorRegistry
 from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
 
-from asgi_mcp_metrics.audit import current_trace_id
 from asgi_mcp_metrics.config import Settings
 from asgi_mcp_metrics.decorators import instrument_tool
 from asgi_mcp_metrics.identity import current_identity, use_identity
-from asgi_mcp_metrics.mcp_sdk import (
+from asgi_mcp_metrics.sdk_adapter import (
     OBSERVED_KEY,
     MetricsServerMiddleware,
     instrument_client_session,
 )
+from asgi_mcp_metrics.trace_context import current_trace_id
 from tests.asgi import http_scope, total, value
 from tests.helpers import client_operations
 
@@ -177,6 +177,11 @@ async def test_observed_by_the_http_middleware_records_nothing(
                      returning({"content": []}))
     assert total(registry, "mcp_server_requests_total") == 0
     assert total(registry, "mcp_tool_calls_total") == 0
+    # The positive control: the same call on a request nobody measured is recorded.
+    await middleware(context("tools/call", {"name": "x"}, request=http_request()),
+                     returning({"content": []}))
+    assert total(registry, "mcp_server_requests_total") == 1
+    assert total(registry, "mcp_tool_calls_total") == 1
 
 
 async def test_publishes_identity_and_trace_context(registry: CollectorRegistry) -> None:

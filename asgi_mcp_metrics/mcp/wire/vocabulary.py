@@ -57,6 +57,14 @@ _CODE_REASONS: Final = {
 }
 
 # Generic JSON-RPC codes: used only when nothing more specific is known.
+#: The ``transport`` label: Streamable HTTP, or the legacy HTTP+SSE transport.
+STREAMABLE: Final = "streamable_http"
+LEGACY: Final = "sse"
+
+#: Why a session ended: the ``end_reason`` of ``mcp_server_sessions_ended_total``.
+SESSION_END_REASONS: Final = ("client_delete", "client_disconnect", "not_found", "idle_timeout",
+                              "shutdown", "error")
+
 _GENERIC_CODE_REASONS: Final = {
     -32600: "invalid_request",
     -32601: "method_not_found",

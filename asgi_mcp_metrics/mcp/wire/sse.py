@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Final, NamedTuple
 from urllib.parse import unquote, urlsplit
 
-from asgi_mcp_metrics.mcp.headers import session_id_from_query
+from .headers import session_id_from_query
 
 _CR: Final = 0x0D
 _LF: Final = 0x0A

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from asgi_mcp_metrics.mcp.sse import (
+from asgi_mcp_metrics.mcp.wire.sse import (
     HEAD_BYTES,
     LegacyEndpoint,
     SSEEvent,

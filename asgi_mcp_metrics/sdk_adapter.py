@@ -6,7 +6,7 @@ transport (stdio included) gets per-operation metrics without the HTTP middlewar
 .. code-block:: python
 
     from mcp.server.mcpserver import MCPServer
-    from asgi_mcp_metrics.mcp_sdk import MetricsServerMiddleware
+    from asgi_mcp_metrics.sdk_adapter import MetricsServerMiddleware
 
     mcp = MCPServer("demo", middleware=[MetricsServerMiddleware()])
     # or: mcp.middleware.append(MetricsServerMiddleware())
@@ -38,22 +38,19 @@ from prometheus_client import CollectorRegistry
 from ._binding import Binding
 from ._outcomes import error_type_of, is_cancellation, is_tool_error
 from ._wrapping import probe_of, wrap
-from .audit import reset_traceparent, set_traceparent, traceparent_from_scope
 from .backends import BackendMonitor
 from .config import Settings
 from .identity import current_identity, reset_identity, resolve_identity, set_identity
-from .known import is_declared_tool
-from .mcp.vocabulary import error_code_label, method_label, version_label
-from .recorder import Recorder
+from .mcp.operations import Operation
+from .mcp.recording import McpRecording
+from .mcp.wire.jsonrpc import listed_names
+from .mcp.wire.vocabulary import error_code_label, method_label, version_label
+from .trace_context import reset_traceparent, set_traceparent, traceparent_from_scope
 
 __all__ = ["OBSERVED_KEY", "MetricsServerMiddleware", "instrument_client_session"]
 
 #: Scope key ``MetricsMiddleware`` sets on every request it measures.
 OBSERVED_KEY = "asgi_mcp_metrics.observed"
-
-OPERATION = "mcp_server_operation_duration_seconds"
-REQUESTS = "mcp_server_requests_total"
-TOOL_CALLS = "mcp_tool_calls_total"
 
 _INVALID_PARAMS = -32602
 _INTERNAL_ERROR = -32603
@@ -132,6 +129,7 @@ class MetricsServerMiddleware:
         elif options:
             settings = settings.replace(**options)
         self._binding = Binding(registry, settings, layer="mcp")
+        self._bound_recording: McpRecording | None = None
         self.transport = transport
         try:
             self._binding.resolve_if_ready()
@@ -186,38 +184,33 @@ class MetricsServerMiddleware:
 
     def _record(self, ctx: Any, request: _Request, result: Any,
                 error: BaseException | None) -> None:
-        recorder = self._binding.recorder
-        method = method_label(request.method)
+        ended = perf_counter()
+        recording = self._recording()
         if getattr(ctx, "request_id", None) is None:
-            recorder["mcp_server_notifications_total"].labels(method, "in").inc()
+            recording.notification(request.method, "in")
             return
         outcome, error_type = _outcome(result, error)
-        transport = self.transport or _transport_of(request.scope)
-        tool = prompt = ""
-        if request.method == "tools/call" and request.name is not None:
-            tool = recorder.tool_label(request.name, OPERATION)
-        elif request.method == "prompts/get" and request.name is not None:
-            prompt = recorder.guard("gen_ai_prompt_name")(request.name, OPERATION)
-        if request.method != "subscriptions/listen":
-            recorder[OPERATION].labels(method, tool, prompt, error_type,
-                                       version_label(request.version)).observe(
-                perf_counter() - request.started)
-        recorder[REQUESTS].labels(method, outcome, transport).inc()
-        if request.method == "tools/list" and isinstance(result, Mapping):
-            self._learn_tools(recorder, result)
-        if (request.method == "tools/call" and request.name is not None
-                and not is_declared_tool(request.name)):
-            identity = current_identity()
-            who = recorder.identities(identity, TOOL_CALLS) if identity else ""
-            recorder[TOOL_CALLS].labels(recorder.tool_label(request.name, TOOL_CALLS), "",
-                                        outcome, who).inc()
+        method = request.method
+        operation = Operation(
+            id_key=None, method=method_label(method),
+            tool=(request.name or "") if method == "tools/call" else None,
+            prompt=request.name if method == "prompts/get" else None,
+            version=version_label(request.version),
+            transport=self.transport or _transport_of(request.scope),
+            identity=recording.identity() if method == "tools/call" else "",
+            started=request.started)
+        listed = result if isinstance(result, Mapping) else {}
+        recording.answered(operation, outcome, error_type, ended,
+                           tool_names=listed_names(listed.get("tools")) or (),
+                           prompt_names=listed_names(listed.get("prompts")) or ())
 
-    @staticmethod
-    def _learn_tools(recorder: Recorder, result: Mapping[str, Any]) -> None:
-        tools = result.get("tools")
-        if isinstance(tools, list):
-            recorder.learn_tools(tool["name"] for tool in tools
-                                 if isinstance(tool, Mapping) and isinstance(tool.get("name"), str))
+    def _recording(self) -> McpRecording:
+        """The recording of the bound recorder: the same rules as the wire's."""
+        recorder = self._binding.recorder
+        recording = self._bound_recording
+        if recording is None or recording.recorder is not recorder:
+            recording = self._bound_recording = McpRecording(recorder)
+        return recording
 
     def _internal_error(self, where: str) -> None:
         self._binding.internal_error(where)

@@ -5,7 +5,7 @@ import base64
 import pytest
 from mcp.shared.inbound import encode_header_value
 
-from asgi_mcp_metrics.mcp.headers import (
+from asgi_mcp_metrics.mcp.wire.headers import (
     INVALID_HEADER_VALUE,
     McpHeaders,
     decode_header_value,

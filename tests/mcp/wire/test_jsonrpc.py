@@ -5,7 +5,7 @@ import json
 import mcp_types
 import pytest
 
-from asgi_mcp_metrics.mcp.jsonrpc import (
+from asgi_mcp_metrics.mcp.wire.jsonrpc import (
     MAX_LISTED_TOOLS,
     Message,
     Parsed,

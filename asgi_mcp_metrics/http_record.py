@@ -1,0 +1,229 @@
+"""One HTTP request, stream or websocket as the metrics see it, whatever front end feeds it.
+
+:class:`HttpRecord` holds the per-request bookkeeping - start, body bytes, request or stream,
+the end and its reason - and writes every HTTP observation.  The ASGI exchange
+(:mod:`.middleware`) feeds it from ASGI messages; the Django path (:mod:`.django.recording`)
+calls it directly with what Django did.  Both therefore produce the same series by the same
+code.  :class:`HttpMetrics` is what a front end shares between its records: the metric families
+and the settings that decide what is measured and what is a stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import MutableMapping, Sequence
+from time import perf_counter
+from typing import Any
+
+from .config import Settings
+from .recorder import Recorder
+from .routing import route_label
+from .surfaces.paths import surface_paths
+
+_KNOWN_METHODS = frozenset(
+    {"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH", "QUERY"})
+_STATUS_TEXT = {status: str(status) for status in range(100, 600)}
+
+#: ``stream_end_reason`` values.
+COMPLETED = "completed"
+CLIENT_DISCONNECT = "client_disconnect"
+SERVER_ERROR = "server_error"
+
+
+class HttpMetrics:
+    """The HTTP metric families of one front end, and the settings that shape its records."""
+
+    __slots__ = ("active", "duration", "excluded_methods", "excluded_paths",
+                 "excluded_prefixes", "first_byte", "inflight", "recorder", "request_size",
+                 "response_size", "stream_duration", "stream_types", "streams_active",
+                 "streams_total")
+
+    def __init__(self, recorder: Recorder, settings: Settings) -> None:
+        self.recorder = recorder
+        recorder.enable("http")
+        exact = {settings.metrics_path, *surface_paths(settings)}
+        prefixes = []
+        for path in settings.exclude_paths:
+            if path.endswith("*"):
+                prefixes.append(path[:-1])
+            else:
+                exact.add(path)
+        self.excluded_paths = frozenset(exact)
+        self.excluded_prefixes = tuple(prefixes)
+        self.excluded_methods = frozenset(m.upper() for m in settings.exclude_methods)
+        self.stream_types = frozenset(t.lower().encode("latin-1")
+                                      for t in settings.stream_content_types)
+        self.duration = recorder["http_server_request_duration_seconds"]
+        self.active = recorder["http_server_active_requests"]
+        self.request_size = recorder["http_server_request_body_size_bytes"]
+        self.response_size = recorder["http_server_response_body_size_bytes"]
+        self.first_byte = recorder["http_server_stream_time_to_first_byte_seconds"]
+        self.streams_active = recorder["http_server_streams_active"]
+        self.stream_duration = recorder["http_server_stream_duration_seconds"]
+        self.streams_total = recorder["http_server_streams_total"]
+        #: The in-flight table of the operator surfaces; None when that surface is off.
+        self.inflight = (recorder.inflight
+                         if settings.surfaces and settings.surfaces_active else None)
+
+    def excluded(self, method: str, path: str) -> bool:
+        """Requests the settings leave unmeasured (the metrics path among them)."""
+        if path in self.excluded_paths or method in self.excluded_methods:
+            return True
+        prefixes = self.excluded_prefixes
+        return path.startswith(prefixes) if prefixes else False
+
+    def stream_kind(self, headers: Sequence[tuple[bytes, bytes]]) -> str | None:
+        """``sse`` when the response's content type is one of ``stream_content_types``."""
+        if self.stream_types:
+            for name, value in headers:
+                if name.lower() == b"content-type":
+                    media = value.split(b";", 1)[0].strip().lower()
+                    return "sse" if media in self.stream_types else None
+        return None
+
+
+class HttpRecord:
+    """One request (or stream) from its start to its end, and what has been seen of it."""
+
+    __slots__ = ("aborted", "active", "disconnected", "ended", "http", "method", "request_bytes",
+                 "response_bytes", "root_path", "route", "scope", "started", "status",
+                 "stream_kind")
+
+    def __init__(self, http: HttpMetrics, scope: MutableMapping[str, Any]) -> None:
+        self.http = http
+        self.scope = scope
+        self.started = perf_counter()
+        self.root_path = scope.get("root_path", "")
+        self.status = 0
+        self.request_bytes = 0
+        self.response_bytes = 0
+        self.ended = 0.0
+        self.disconnected = False
+        self.aborted = False  # the client left before the response started
+        self.stream_kind: str | None = None
+        self.route = ""  # known once the response starts as a stream
+        self.method = "_OTHER"
+        self.active: Any = None
+
+    def begin(self) -> None:
+        """An HTTP request starts: it is in flight until its response starts as a stream or ends."""
+        method = self.scope["method"]
+        self.method = method if method in _KNOWN_METHODS else "_OTHER"
+        self.active = self.http.active.labels(self.method, self.scope.get("scheme", "http"))
+        self.active.inc()
+        if self.http.inflight is not None:
+            self.http.inflight.add(self)
+
+    def request_body(self, size: int) -> None:
+        self.request_bytes += size
+
+    def response_start(self, status: int, stream_kind: str | None) -> None:
+        self.status = status
+        if stream_kind is not None:
+            # A stream leaves the in-flight gauge and the request histogram at once.
+            self.active.dec()
+            self.become_stream(stream_kind)
+
+    def accept_websocket(self) -> None:
+        """A websocket is a stream from its ``websocket.accept`` on."""
+        self.status = 101
+        self.become_stream("websocket")
+
+    def become_stream(self, kind: str) -> None:
+        self.stream_kind = kind
+        self.route = self._route()
+        self.http.streams_active.labels(self.route, kind).inc()
+
+    def refine_stream(self, kind: str) -> None:
+        """The body said more precisely what this stream is (a legacy MCP /sse stream)."""
+        current = self.stream_kind
+        if current is not None and kind != current:
+            gauge = self.http.streams_active
+            gauge.labels(self.route, current).dec()
+            gauge.labels(self.route, kind).inc()
+            self.stream_kind = kind
+
+    def response_body(self, size: int) -> None:
+        if size:
+            if not self.response_bytes and self.stream_kind is not None:
+                self.http.first_byte.labels(self.route, self.stream_kind).observe(
+                    perf_counter() - self.started)
+            self.response_bytes += size
+
+    def response_complete(self) -> None:
+        """The last body byte went out: the request's duration ends here."""
+        if not self.ended:
+            self.ended = perf_counter()
+
+    def disconnect(self) -> bool:
+        """The client left; True the first time, and only before the response was complete."""
+        if self.ended or self.disconnected:
+            return False
+        self.disconnected = True
+        self.aborted = not self.status
+        return True
+
+    def finish(self, error: BaseException | None) -> float:
+        """The app is done (``error`` if it raised): record the request; returns its end time."""
+        http = self.http
+        if http.inflight is not None:
+            http.inflight.remove(self)
+        ended = self.ended or perf_counter()
+        if self.stream_kind is not None:
+            self.end_stream(error, ended)
+            route = self.route
+        else:
+            self.active.dec()
+            route = self._route()
+            status, error_type = self._outcome(error)
+            http.duration.labels(self.method, route, status, error_type).observe(
+                ended - self.started)
+        # Like the semantic conventions' body-size metrics, a request without a body has no
+        # request size (GETs would otherwise fill the zero bucket, at a cost per request).
+        if self.request_bytes:
+            http.request_size.labels(self.method, route).observe(self.request_bytes)
+        http.response_size.labels(self.method, route).observe(self.response_bytes)
+        return ended
+
+    def end_stream(self, error: BaseException | None, ended: float) -> None:
+        """An HTTP stream or a websocket ends: why, and how long it was open."""
+        kind = self.stream_kind
+        if kind is None:
+            return
+        if self.disconnected:
+            reason = CLIENT_DISCONNECT
+        elif error is not None:
+            reason = SERVER_ERROR
+        else:
+            reason = COMPLETED
+        http = self.http
+        route = self.route
+        http.streams_active.labels(route, kind).dec()
+        http.stream_duration.labels(route, kind, reason).observe(ended - self.started)
+        http.streams_total.labels(route, kind, reason).inc()
+
+    def _route(self) -> str:
+        return route_label(self.scope, self.root_path, self.status)
+
+    def _outcome(self, error: BaseException | None) -> tuple[str, str]:
+        """``(http_response_status_code, error_type)`` of a finished request."""
+        status = self.status
+        if self.aborted or (not status and isinstance(error, asyncio.CancelledError)):
+            # The client left before any response: nginx's 499, and a reason that says so.
+            # Whatever the app sends afterwards reaches nobody; the mcp SDK, for one, answers a
+            # body cut short with a 500, which is no server error.
+            return "499", CLIENT_DISCONNECT
+        if status:
+            text = _STATUS_TEXT.get(status) or str(status)
+            if error is not None and not self.ended:
+                return text, _error_name(error, self.disconnected)
+            return text, (text if status >= 500 else "")
+        if error is not None:
+            return "500", _error_name(error, False)
+        return "500", "no_response"
+
+
+def _error_name(error: BaseException, disconnected: bool) -> str:
+    if disconnected:
+        return CLIENT_DISCONNECT
+    return type(error).__qualname__

@@ -1,0 +1,128 @@
+"""The one object that writes MCP metrics, for the wire tracker and the ``mcp`` SDK adapter.
+
+Both paths hand it the same facts - an operation and how it ended, a notification, a session
+that started or ended, a parse limit that was hit - so the label rules (which tool and prompt
+names become label values, which tool calls the decorators count instead) cannot diverge.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Final
+
+from ..declared_tools import is_declared_tool
+from ..identity import identity_label
+from .operations import INPUT_REQUIRED, OK, OPERATION, REJECTED, TOOL_CALLS, Operation
+from .wire.vocabulary import OTHER, method_label
+
+if TYPE_CHECKING:
+    from ..recorder import Recorder
+
+_SUCCESS: Final = frozenset({OK, INPUT_REQUIRED})
+
+
+class McpRecording:
+    """Writes MCP operations, notifications, sessions, protocol errors and parse limits."""
+
+    __slots__ = ("_duration", "_notifications", "_parse_limits", "_protocol_errors",
+                 "_requests", "_sessions_active", "_sessions_duration", "_sessions_ended",
+                 "_sessions_not_found", "_sessions_started", "_tool_calls", "identity_on",
+                 "recorder")
+
+    def __init__(self, recorder: Recorder, *, identity_on: bool = True) -> None:
+        self.recorder = recorder
+        self.identity_on = identity_on
+        self._duration = recorder[OPERATION]
+        self._requests = recorder["mcp_server_requests_total"]
+        self._tool_calls = recorder[TOOL_CALLS]
+        self._notifications = recorder["mcp_server_notifications_total"]
+        self._protocol_errors = recorder["mcp_server_protocol_errors_total"]
+        self._parse_limits = recorder.parse_limits
+        self._sessions_active = recorder["mcp_server_sessions_active"]
+        self._sessions_started = recorder["mcp_server_sessions_started_total"]
+        self._sessions_ended = recorder["mcp_server_sessions_ended_total"]
+        self._sessions_duration = recorder["mcp_server_session_duration_seconds"]
+        self._sessions_not_found = recorder["mcp_server_session_not_found_total"]
+
+    # -- operations -----------------------------------------------------------------------------
+
+    def identity(self) -> str:
+        """The current request's identity as a tool-call label value ("" when off)."""
+        if not self.identity_on:
+            return ""
+        # The middleware published this request's identity (resolved once, on first use);
+        # the decorators read the same value.
+        try:
+            return identity_label(self.recorder, TOOL_CALLS)
+        except Exception:
+            self.recorder.internal_error("identity")
+            return ""
+
+    def answered(self, op: Operation, outcome: str, error_type: str, ended: float, *,
+                 tool_names: Iterable[str] = (), prompt_names: Iterable[str] = ()) -> bool:
+        """``op`` was answered: learn the names the answer shows exist, then record it."""
+        if op.method == "tools/list":
+            self.recorder.learn_tools(tool_names)
+        elif op.method == "prompts/list":
+            self.recorder.learn_prompts(prompt_names)
+        if outcome in _SUCCESS:
+            # The server answered a successful result, so the tool or prompt exists: a client
+            # that calls without listing first still gets the names.  Unknown tools and
+            # prompts never succeed, so a client cannot mint label values this way.
+            if op.tool:
+                self.recorder.learn_tools((op.tool,))
+            elif op.prompt:
+                self.recorder.learn_prompts((op.prompt,))
+        return self.operation(op, outcome, error_type, ended)
+
+    def operation(self, op: Operation, outcome: str, error_type: str, ended: float) -> bool:
+        """Record ``op`` once; a second call for the same operation does nothing.
+
+        Returns whether this call recorded it.
+        """
+        if op.settled:
+            return False
+        op.settled = True
+        self._requests.labels(op.method, outcome, op.transport).inc()
+        if outcome == REJECTED:
+            # The request never ran: it has no latency and is not a tool call.
+            return True
+        tool = prompt = ""
+        recorder = self.recorder
+        if op.tool is not None:
+            # A tools/call without a usable name is still a tool call, of an unknown tool.
+            tool = recorder.tool_label(op.tool, OPERATION) if op.tool else OTHER
+        elif op.prompt is not None:
+            prompt = recorder.prompt_label(op.prompt, OPERATION)
+        # A subscription lasts as long as its stream, which the stream metrics measure.
+        if op.method != "subscriptions/listen":
+            self._duration.labels(op.method, tool, prompt, error_type, op.version).observe(
+                ended - op.started)
+        # A tool declared with @instrument_tool is counted by its decorator, which knows the
+        # backend and whether the handler raised; counting it here too would count it twice.
+        if op.tool is not None and not is_declared_tool(op.tool):
+            self._tool_calls.labels(tool, "", outcome, op.identity).inc()
+        return True
+
+    # -- everything else ------------------------------------------------------------------------
+
+    def notification(self, method: str | None, direction: str) -> None:
+        self._notifications.labels(method_label(method), direction).inc()
+
+    def protocol_error(self, reason: str) -> None:
+        self._protocol_errors.labels(reason).inc()
+
+    def parse_limit(self, where: str, reason: str, count: int = 1) -> None:
+        self._parse_limits.labels(where, reason).inc(count)
+
+    def session_started(self, transport: str) -> None:
+        self._sessions_active.labels(transport).inc()
+        self._sessions_started.labels(transport).inc()
+
+    def session_ended(self, transport: str, reason: str, seconds: float) -> None:
+        self._sessions_active.labels(transport).dec()
+        self._sessions_ended.labels(transport, reason).inc()
+        self._sessions_duration.labels(transport, reason).observe(seconds)
+
+    def session_not_found(self, transport: str) -> None:
+        self._sessions_not_found.labels(transport).inc()
