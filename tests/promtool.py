@@ -19,6 +19,16 @@ def running_in_ci() -> bool:
     return os.environ.get("CI", "").lower() not in ("", "0", "false", "no")
 
 
+def promtool_binary() -> str:
+    """promtool's path; a test without it fails in CI and skips elsewhere."""
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        if running_in_ci():
+            pytest.fail("promtool not installed (apt-get install -y prometheus); required in CI")
+        pytest.skip("promtool not installed")
+    return promtool
+
+
 def check_metrics(text: bytes | str) -> None:
     """Fail the test unless promtool parses ``text`` and finds nothing to lint.
 

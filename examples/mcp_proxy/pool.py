@@ -106,9 +106,14 @@ class Backend:
             self.in_flight -= 1
             self.last_used = self.clock()
 
-    async def disconnect(self, reason: str) -> None:
+    async def disconnect(self, reason: str, *, idle_for: float | None = None) -> None:
+        """Disconnect; with ``idle_for``, only if still unused for that long once locked (a
+        call may have taken the connection between the reaper's look and the lock)."""
         async with self._lock:
             if self.client is None or self._release is None or self._released is None:
+                return
+            if idle_for is not None and (self.in_flight
+                                         or self.clock() - self.last_used < idle_for):
                 return
             self._release.set()
             await self._released.wait()
@@ -191,7 +196,7 @@ class BackendPool:
         for backend in self.backends:
             if (backend.client is not None and backend.in_flight == 0
                     and now - backend.last_used >= self.idle_timeout):
-                await backend.disconnect("idle_reaped")
+                await backend.disconnect("idle_reaped", idle_for=self.idle_timeout)
 
     async def _reap_forever(self) -> None:
         while True:

@@ -75,7 +75,8 @@ def wait_for(base_url: str, condition: Callable[[Metrics], bool]) -> Metrics:
 @asynccontextmanager
 async def client(url: str, identity: str | None) -> AsyncIterator[Client]:
     headers = {"X-Client-Id": identity} if identity else {}
-    async with httpx2.AsyncClient(headers=headers) as http, \
+    # A generous read timeout: a lazy connect starts a child process, slow on a loaded machine.
+    async with httpx2.AsyncClient(headers=headers, timeout=60) as http, \
             Client(streamable_http_client(url, http_client=http), mode="legacy") as session:
         # Every client lists first, as MCP clients do; later calls then never list implicitly.
         await session.list_tools()
