@@ -7,6 +7,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Any, TypeVar
 
+import django
 from django.core.handlers.asgi import ASGIRequest
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.http.response import HttpResponseBase
@@ -103,7 +104,7 @@ async def _answer(app: ASGIApp, request: HttpRequest) -> HttpResponseBase:
         return HttpResponse(status=500)
     headers = _headers(start["headers"])
     if headers.get("content-type", "").startswith("text/event-stream"):
-        return _streaming(start["status"], headers, messages, gone, task)
+        return _streaming(start["status"], headers, messages, gone, task, _stream_lifetime())
     chunks = []
     while (message := await messages.get()) is not None:
         chunks.append(message.get("body", b""))
@@ -115,10 +116,20 @@ async def _answer(app: ASGIApp, request: HttpRequest) -> HttpResponseBase:
 
 
 def _streaming(status: int, headers: dict[str, str], messages: asyncio.Queue[Message | None],
-               gone: asyncio.Event, task: asyncio.Future[None]) -> StreamingHttpResponse:
+               gone: asyncio.Event, task: asyncio.Future[None],
+               lifetime: float | None) -> StreamingHttpResponse:
     async def body() -> AsyncIterator[bytes]:
+        loop = asyncio.get_running_loop()
+        deadline = None if lifetime is None else loop.time() + lifetime
         try:
-            while (message := await messages.get()) is not None:
+            while True:
+                left = None if deadline is None else max(deadline - loop.time(), 0.0)
+                try:
+                    message = await asyncio.wait_for(messages.get(), left)
+                except asyncio.TimeoutError:
+                    break  # the stream's lifetime is over; EventSource reconnects by itself
+                if message is None:
+                    break
                 yield message.get("body", b"")
                 if not message.get("more_body", False):
                     break
@@ -130,6 +141,15 @@ def _streaming(status: int, headers: dict[str, str], messages: asyncio.Queue[Mes
     for name, value in headers.items():
         response[name] = value
     return response
+
+
+def _stream_lifetime() -> float | None:
+    """How long an SSE answer may last: without limit from Django 5.0 on, which tells a
+    streaming response that its client left; before that, ``10 * sse_heartbeat`` seconds, so a
+    stream whose client is gone cannot go on for ever (the client reconnects by itself)."""
+    if django.VERSION >= (5, 0):
+        return None
+    return 10 * get_config().settings.sse_heartbeat
 
 
 def _headers(raw: Any) -> dict[str, str]:
