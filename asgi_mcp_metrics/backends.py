@@ -186,7 +186,6 @@ class BackendMonitor:
                  settings: Settings | None = None) -> None:
         self.backend = backend
         self.transport = transport
-        self._binding = Binding(registry, settings, layer="backend")
         self._lock = threading.Lock()
         # perf_counter() of each open connection, oldest first: a pool may hold several.
         self._open: deque[float] = deque()
@@ -202,29 +201,31 @@ class BackendMonitor:
         _monitors.add(self)
         # Writes the tracked tool-cache size to this worker's files (multiprocess mode only).
         self._refresh_cache: Callable[[], None] | None = None
-        try:
-            self._binding.resolve_if_ready()
-            if self._binding.bound:
-                self._bound()
-        except Exception:
-            self._internal_error("bind")
+        # A configured backend is visible (at 0) as soon as the registry is bound, before its
+        # first connection, so count(mcp_backend_up) is the number of configured backends.
+        self._binding = Binding(registry, settings, on_bind=self._show, layer="backend",
+                                who="BackendMonitor()")
 
     def __repr__(self) -> str:
         return f"BackendMonitor({self.backend!r}, transport={self.transport!r})"
 
     # -- binding -------------------------------------------------------------------------------
-    def _bound(self) -> tuple[Recorder, str]:
-        recorder = self._binding.recorder
+    def _show(self, recorder: Recorder) -> None:
+        backend = self._backend_label(recorder)
+        if not self._open:
+            recorder["mcp_backend_up"].labels(backend, self.transport).set(0)
+
+    def _backend_label(self, recorder: Recorder) -> str:
         if self._labels is None:
             # The backend name goes through the bounded-label guard once; a proxy with more
             # backends than max_label_values reports the rest as _OTHER.
-            backend = recorder.guard("backend")(self.backend, "mcp_backend_up")
-            self._labels = (backend, self.transport)
-            if not self._open:
-                # A configured backend is visible (at 0) before its first connection, so
-                # count(mcp_backend_up) is the number of configured backends.
-                recorder["mcp_backend_up"].labels(backend, self.transport).set(0)
-        return recorder, self._labels[0]
+            self._labels = (recorder.guard("backend")(self.backend, "mcp_backend_up"),
+                            self.transport)
+        return self._labels[0]
+
+    def _bound(self) -> tuple[Recorder, str]:
+        recorder = self._binding.recorder
+        return recorder, self._backend_label(recorder)
 
     def _internal_error(self, where: str) -> None:
         self._binding.internal_error(f"backend_monitor.{where}")

@@ -10,7 +10,7 @@
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from prometheus_client import CollectorRegistry
 from starlette.applications import Starlette
@@ -18,17 +18,24 @@ from starlette.datastructures import URLPath
 from starlette.routing import BaseRoute, Match, NoMatchFound
 from starlette.types import Receive, Scope, Send
 
-from .config import Settings
+from ._binding import bind, caller
+from .config import Settings, configure
 from .exposition import MetricsEndpoint
 from .middleware import MetricsMiddleware
 from .surfaces.app import Surfaces
 from .types import ASGIApp
 
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+    from .config import InstrumentOptions
+
 AppT = TypeVar("AppT", bound=Starlette)
 
 
 def instrument(app: AppT, *, registry: CollectorRegistry | None = None,
-               settings: Settings | None = None, expose: bool = True, **options: Any) -> AppT:
+               settings: Settings | None = None, expose: bool = True,
+               **options: Unpack[InstrumentOptions]) -> AppT:
     """Add :class:`MetricsMiddleware` to ``app`` and serve the metrics at ``metrics_path``,
     and the operator surfaces that are on (``docs/surfaces.md``) at their paths; their
     :class:`~asgi_mcp_metrics.surfaces.app.Surfaces` is ``app.state.asgi_mcp_metrics_surfaces``.
@@ -38,13 +45,12 @@ def instrument(app: AppT, *, registry: CollectorRegistry | None = None,
     serve the metrics elsewhere (another port, another app).  Changes ``app`` in place and
     returns it.
     """
-    if settings is None:
-        settings = Settings.load(overrides=options)
-    elif options:
-        settings = settings.replace(**options)
-    # Starlette's middleware factory protocol spells the ASGI types with Any.
-    app.add_middleware(MetricsMiddleware, registry=registry,  # type: ignore[arg-type]
-                       settings=settings)
+    configured = configure(settings, options, "instrument()")
+    settings = configured.settings
+    # Bound here, not when Starlette builds its middleware stack at the first event: anything
+    # recording before (or after) this line joins this binding, and a conflict raises here.
+    bind(registry, configured, f"instrument() at {caller()}")
+    app.add_middleware(MetricsMiddleware, registry=registry, settings=settings)
     if expose:
         endpoint = MetricsEndpoint(registry=registry, settings=settings)
         apps: dict[str, tuple[str, ASGIApp]] = {settings.metrics_path: ("metrics", endpoint)}

@@ -10,8 +10,8 @@ from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
+from asgi_mcp_metrics._binding import get_recorder
 from asgi_mcp_metrics.config import ConfigError, Settings
-from asgi_mcp_metrics.recorder import get_recorder
 from asgi_mcp_metrics.starlette import instrument
 from asgi_mcp_metrics.surfaces.app import Surfaces
 from asgi_mcp_metrics.surfaces.paths import SurfacePaths

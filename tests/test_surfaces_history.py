@@ -13,9 +13,9 @@ from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
 from asgi_mcp_metrics import BackendMonitor, instrument_tool
+from asgi_mcp_metrics._binding import get_recorder
 from asgi_mcp_metrics.config import Settings
 from asgi_mcp_metrics.llm import LLMMetrics
-from asgi_mcp_metrics.recorder import get_recorder
 from asgi_mcp_metrics.starlette import instrument
 from asgi_mcp_metrics.surfaces.history import History, bucket_quantile
 

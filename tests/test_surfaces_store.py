@@ -12,8 +12,8 @@ from prometheus_client import CollectorRegistry
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
+from asgi_mcp_metrics._binding import get_recorder
 from asgi_mcp_metrics.config import Settings
-from asgi_mcp_metrics.recorder import get_recorder
 from asgi_mcp_metrics.starlette import instrument
 from asgi_mcp_metrics.surfaces.history import FLUSH_EVERY, History
 

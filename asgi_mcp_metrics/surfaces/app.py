@@ -9,13 +9,14 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
 from prometheus_client import CollectorRegistry
 
 from .. import multiprocess
-from ..config import Settings
+from .._binding import bind, caller
+from ..config import Settings, configure
 from ..exposition import (
     ALLOWED_METHODS,
     Exposition,
@@ -24,7 +25,6 @@ from ..exposition import (
     scrape_source,
 )
 from ..identity import resolve_identity
-from ..recorder import get_recorder
 from ..types import Receive, Scope, Send
 from .health import health
 from .history import History, history_of
@@ -33,6 +33,11 @@ from .paths import SurfacePaths
 from .sse import Viewers, serve_stream
 from .totals import FilterError, RowReader, document, totals
 from .ui import page
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+    from ..config import SurfacesOptions
 
 __all__ = ["SURFACES", "SurfaceEndpoint", "Surfaces"]
 
@@ -49,13 +54,12 @@ class Surfaces:
     """The surfaces of one registry, configured by the same settings as the endpoint."""
 
     def __init__(self, *, registry: CollectorRegistry | None = None,
-                 settings: Settings | None = None, **options: Any) -> None:
-        if settings is None:
-            settings = Settings.load(overrides=options)
-        elif options:
-            settings = settings.replace(**options)
+                 settings: Settings | None = None,
+                 **options: Unpack[SurfacesOptions]) -> None:
+        configured = configure(settings, options, "Surfaces()")
+        settings = configured.settings
         self.settings = settings
-        self.recorder = get_recorder(registry, settings)
+        self.recorder = bind(registry, configured, f"Surfaces() at {caller()}").recorder
         self.paths = SurfacePaths.of(settings)
         self.viewers = Viewers(settings.sse_max_viewers)
         self.history: History = history_of(self.recorder, seconds=settings.history_seconds,
