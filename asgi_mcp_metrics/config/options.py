@@ -89,11 +89,14 @@ class InstrumentOptions(MiddlewareOptions, EndpointOptions, total=False):
     """``instrument()``: the middleware, the endpoint and the surfaces it adds."""
 
 
-class SurfacesOptions(ShapeOptions, IdentityOptions, EndpointOptions, SurfaceOptions,
-                      total=False):
+class SurfacesOptions(ShapeOptions, IdentityOptions, SurfaceOptions, total=False):
     """``Surfaces``: the surfaces, behind the endpoint's auth, on the registry's binding."""
 
     metrics_path: str
+    auth_bearer_token: str | None
+    auth_basic_username: str | None
+    auth_basic_password: str | None
+    auth: AuthCheck | None
 
 
 #: The public constructors and the options each uses, for the error naming the right one.
