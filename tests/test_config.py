@@ -77,7 +77,7 @@ def test_defaults_match_the_option_table() -> None:
     assert settings.variant == ""
     assert settings.auth is None
     assert settings.identity_resolver is None
-    assert len(dataclasses.fields(Settings)) == 32
+    assert len(dataclasses.fields(Settings)) == 32 + 16  # + the surfaces options (test_surfaces)
 
 
 def test_every_field_is_documented() -> None:

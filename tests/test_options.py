@@ -47,7 +47,7 @@ def test_the_endpoint_rejects_a_recording_option() -> None:
         MetricsEndpoint(namespace="x")  # type: ignore[call-arg]
     assert str(raised.value) == (
         "MetricsEndpoint() does not use the option 'namespace'; MetricsMiddleware() and "
-        "instrument() and MetricsServerMiddleware() do")
+        "instrument() and MetricsServerMiddleware() and Surfaces() do")
 
 
 def test_the_sdk_adapter_rejects_what_only_the_wire_uses() -> None:

@@ -18,6 +18,8 @@ from .options import (
     MiddlewareOptions,
     ServerOptions,
     ShapeOptions,
+    SurfaceOptions,
+    SurfacesOptions,
     configure,
 )
 from .settings import AuthCheck, Configured, IdentityResolver, Settings, load_configured
@@ -39,6 +41,8 @@ __all__ = [
     "ServerOptions",
     "Settings",
     "ShapeOptions",
+    "SurfaceOptions",
+    "SurfacesOptions",
     "configure",
     "load_configured",
 ]
