@@ -29,6 +29,8 @@ import asyncio
 import math
 import subprocess
 import threading
+import time
+import weakref
 from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -167,6 +169,15 @@ class _CallProbe:
         self.monitor._internal_error(f"client_call.{where}")
 
 
+_monitors: weakref.WeakSet[BackendMonitor] = weakref.WeakSet()
+
+
+def monitors_of(recorder: Recorder) -> list[BackendMonitor]:
+    """The live monitors bound to ``recorder``, by backend name (for the health surface)."""
+    found = [m for m in list(_monitors) if m._binding.bound and m._binding.recorder is recorder]
+    return sorted(found, key=lambda monitor: monitor.backend)
+
+
 class BackendMonitor:
     """Metrics of one backend of a proxy: connection, calls, tool cache, child processes."""
 
@@ -181,6 +192,13 @@ class BackendMonitor:
         self._pids: set[int] = set()
         self._running_without_pid = 0
         self._labels: tuple[str, str] | None = None
+        #: For the health surface: wall-clock time of the last successful connect, the last
+        #: connect error (text and time) and the duration of the last call.
+        self.last_connect: float | None = None
+        self.last_error: str | None = None
+        self.last_error_at: float | None = None
+        self.last_call_seconds: float | None = None
+        _monitors.add(self)
         # Writes the tracked tool-cache size to this worker's files (multiprocess mode only).
         self._refresh_cache: Callable[[], None] | None = None
         # A configured backend is visible (at 0) as soon as the registry is bound, before its
@@ -234,9 +252,12 @@ class BackendMonitor:
                 outcome = "timeout"
             else:
                 outcome = "error"
+            if error is not None:
+                self.last_error, self.last_error_at = error_type_of(error), time.time()
             recorder["mcp_backend_connects_total"].labels(backend, trigger, outcome).inc()
             recorder["mcp_backend_connect_duration_seconds"].labels(backend).observe(elapsed)
             if error is None:
+                self.last_connect = time.time()
                 with self._lock:
                     self._open.append(perf_counter())
                 recorder["mcp_backend_up"].labels(backend, self.transport).set(1)
@@ -280,6 +301,7 @@ class BackendMonitor:
     def observe_call(self, method: str, tool: str | None, error_type: str,
                      elapsed: float) -> None:
         """Record a call timed elsewhere (``error_type`` empty for success)."""
+        self.last_call_seconds = elapsed
         try:
             recorder, backend = self._bound()
             from .mcp.wire.vocabulary import method_label

@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 
     from .config import EndpointOptions
 
-__all__ = ["AuthResult", "Exposition", "MetricsEndpoint", "authorize", "render"]
+__all__ = ["AuthResult", "Exposition", "MetricsEndpoint", "authorize", "render", "scrape_source"]
 
 logger = logging.getLogger(__name__)
 
@@ -214,6 +214,14 @@ class _Samples(Collector):
                 kept = Metric(metric.name, metric.documentation, metric.type, metric.unit)
                 kept.samples = samples
                 yield kept
+
+
+def scrape_source(registry: Collector) -> Collector:
+    """What a scrape reads (without reaping): ``registry``, or every worker's values in
+    multiprocess mode."""
+    merged = multiprocess.merged_collector(reap=False,
+                                           before=lambda: refresh_callbacks(registry))
+    return registry if merged is None else merged
 
 
 def _accepts_gzip(accept_encoding: str) -> bool:

@@ -27,6 +27,7 @@ from ._version import __version__
 from .catalog import METRICS, MetricSpec
 from .declared_tools import is_declared_tool
 from .multiprocess import directory, warn_about_leftovers
+from .surfaces.inflight import InFlight
 from .trace_context import current_trace_id
 
 logger = logging.getLogger("asgi_mcp_metrics")
@@ -142,6 +143,8 @@ class Recorder:
         self.learned_tools: set[str] = set()
         self.learned_prompts: set[str] = set()
         self._max_learned = max(10 * max_tool_names, 1000)
+        #: Requests in flight, for the operator surfaces (filled only when they are on).
+        self.inflight = InFlight()
 
     def __getitem__(self, name: str) -> Family:
         return self.families[name]

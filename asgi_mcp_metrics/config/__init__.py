@@ -19,6 +19,8 @@ from .options import (
     MiddlewareOptions,
     ServerOptions,
     ShapeOptions,
+    SurfaceOptions,
+    SurfacesOptions,
     configure,
 )
 from .settings import AuthCheck, Configured, IdentityResolver, Settings, load_configured
@@ -41,6 +43,8 @@ __all__ = [
     "ServerOptions",
     "Settings",
     "ShapeOptions",
+    "SurfaceOptions",
+    "SurfacesOptions",
     "configure",
     "load_configured",
 ]

@@ -129,24 +129,15 @@ def _parse_number(text: str) -> float:
         raise Rejected from None
 
 
-def _seconds() -> Kind:
+def _seconds(*, positive: bool = False) -> Kind:
     def convert(value: object) -> float:
         number = _as_number(value)
-        if number < 0:
+        if number < 0 or (positive and number == 0):
             raise Rejected
         return number
 
-    return Kind("a finite number >= 0", convert, _parse_number)
-
-
-def _interval() -> Kind:
-    def convert(value: object) -> float:
-        number = _as_number(value)
-        if number <= 0:
-            raise Rejected
-        return number
-
-    return Kind("a finite number > 0", convert, _parse_number)
+    expected = "a finite number > 0" if positive else "a finite number >= 0"
+    return Kind(expected, convert, _parse_number)
 
 
 def _boolean() -> Kind:
@@ -280,7 +271,9 @@ USERNAME = _optional_string("a non-empty string without ':'",
 BUCKETS = _buckets()
 LABELS = _labels()
 SECONDS = _seconds()
-INTERVAL = _interval()
+POSITIVE_SECONDS = _seconds(positive=True)
+OPTIONAL_STRING = _optional_string()
+OPTIONAL_PATH = _optional_string("a path starting with '/' and without '*'", _is_path)
 POSITIVE = _integer(1)
 COUNT = _integer(0)
 BOOLEAN = _boolean()

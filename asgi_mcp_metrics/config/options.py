@@ -41,7 +41,30 @@ class ServerOptions(ShapeOptions, IdentityOptions, ExportOptions, total=False):
     """``MetricsServerMiddleware``: the binding and the identity of a call."""
 
 
-class MiddlewareOptions(ServerOptions, total=False):
+class SurfaceOptions(TypedDict, total=False):
+    """The operator surfaces (``docs/surfaces.md``): which are on, where, and how they stream.
+    The middleware reads the switches and paths too (it keeps the in-flight table and leaves
+    the surfaces' paths unmeasured)."""
+
+    surfaces: bool
+    surfaces_ui: bool
+    surfaces_active: bool
+    surfaces_totals: bool
+    surfaces_health: bool
+    ui_path: str | None
+    active_path: str | None
+    totals_path: str | None
+    health_path: str
+    health_min_backends: int
+    sse_interval: float
+    sse_heartbeat: float
+    sse_max_viewers: int
+    history_seconds: int
+    history_minutes: int
+    history_path: str | None
+
+
+class MiddlewareOptions(ServerOptions, SurfaceOptions, total=False):
     """``MetricsMiddleware``: what is measured, and the binding the app's code records into."""
 
     metrics_path: str
@@ -72,7 +95,17 @@ class EndpointOptions(TypedDict, total=False):
 
 
 class InstrumentOptions(MiddlewareOptions, EndpointOptions, total=False):
-    """``instrument()``: the middleware and the endpoint it adds."""
+    """``instrument()``: the middleware, the endpoint and the surfaces it adds."""
+
+
+class SurfacesOptions(ShapeOptions, IdentityOptions, SurfaceOptions, total=False):
+    """``Surfaces``: the surfaces, behind the endpoint's auth, on the registry's binding."""
+
+    metrics_path: str
+    auth_bearer_token: str | None
+    auth_basic_username: str | None
+    auth_basic_password: str | None
+    auth: AuthCheck | None
 
 
 #: The public constructors and the options each uses, for the error naming the right one.
@@ -81,6 +114,7 @@ FRONT_ENDS: dict[str, frozenset[str]] = {
     "MetricsEndpoint()": frozenset(EndpointOptions.__annotations__),
     "instrument()": frozenset(InstrumentOptions.__annotations__),
     "MetricsServerMiddleware()": frozenset(ServerOptions.__annotations__),
+    "Surfaces()": frozenset(SurfacesOptions.__annotations__),
 }
 
 

@@ -33,7 +33,6 @@ from .kinds import (
     CALLABLE,
     COUNT,
     IDENTITY,
-    INTERVAL,
     LABELS,
     LOGGER_NAME,
     MCP_PARSING,
@@ -41,12 +40,15 @@ from .kinds import (
     METHODS,
     NAMESPACE,
     NON_EMPTY_STRINGS,
+    OPTIONAL_PATH,
+    OPTIONAL_STRING,
     OTLP_ENDPOINT,
     OTLP_PROTOCOL,
     PATH,
     PATH_PATTERNS,
     PATHS,
     POSITIVE,
+    POSITIVE_SECONDS,
     SECONDS,
     SECRET,
     USERNAME,
@@ -249,6 +251,94 @@ class Settings:
             "Off: the text format would store each as one more series.",
         ),
     )
+    # --- operator surfaces (dashboard, in-flight, totals, health; docs/surfaces.md) -------
+    surfaces: bool = field(
+        default=True,
+        metadata=_meta(
+            BOOLEAN,
+            "Master switch of the operator surfaces served next to the metrics endpoint "
+            "(dashboard, in-flight requests, totals, health).",
+        ),
+    )
+    surfaces_ui: bool = field(
+        default=True,
+        metadata=_meta(BOOLEAN, "Serve the live dashboard and its history API."),
+    )
+    surfaces_active: bool = field(
+        default=True,
+        metadata=_meta(
+            BOOLEAN, "Track requests in flight and serve them as JSON and as an SSE stream."
+        ),
+    )
+    surfaces_totals: bool = field(
+        default=True,
+        metadata=_meta(BOOLEAN, "Serve running totals by backend/tool and provider/model."),
+    )
+    surfaces_health: bool = field(
+        default=False,
+        metadata=_meta(BOOLEAN, "Serve the deep health check at `health_path` (opt-in)."),
+    )
+    ui_path: str | None = field(
+        default=None,
+        metadata=_meta(OPTIONAL_PATH, "Dashboard path. None: `<metrics_path>/ui`."),
+    )
+    active_path: str | None = field(
+        default=None,
+        metadata=_meta(
+            OPTIONAL_PATH,
+            "In-flight snapshot path (the stream is `<active_path>/stream`). "
+            "None: `<metrics_path>/active`.",
+        ),
+    )
+    totals_path: str | None = field(
+        default=None,
+        metadata=_meta(OPTIONAL_PATH, "Running totals path. None: `<metrics_path>/totals`."),
+    )
+    health_path: str = field(
+        default="/health",
+        metadata=_meta(PATH, "Deep health check path (with `surfaces_health`)."),
+    )
+    health_min_backends: int = field(
+        default=1,
+        metadata=_meta(
+            COUNT, "Healthy backends needed for the health check to answer 200 (else 503)."
+        ),
+    )
+    sse_interval: float = field(
+        default=0.5,
+        metadata=_meta(
+            POSITIVE_SECONDS, "How often (seconds) an SSE viewer checks for a change to push."
+        ),
+    )
+    sse_heartbeat: float = field(
+        default=15.0,
+        metadata=_meta(
+            POSITIVE_SECONDS, "Seconds between `: heartbeat` comments on an idle SSE stream."
+        ),
+    )
+    sse_max_viewers: int = field(
+        default=20,
+        metadata=_meta(
+            POSITIVE,
+            "Concurrent SSE viewers allowed per registry; over it: 503 with Retry-After.",
+        ),
+    )
+    history_seconds: int = field(
+        default=3600,
+        metadata=_meta(POSITIVE, "Dashboard history kept at 1 s resolution (seconds)."),
+    )
+    history_minutes: int = field(
+        default=1440,
+        metadata=_meta(POSITIVE, "Dashboard history kept at 1 min resolution (minutes)."),
+    )
+    history_path: str | None = field(
+        default=None,
+        metadata=_meta(
+            OPTIONAL_STRING,
+            "SQLite file that keeps the dashboard history across restarts (None: memory only).",
+        ),
+    )
+    # --- end of operator surfaces ---------------------------------------------------------
     render_offload_seconds: float = field(
         default=0.005,
         metadata=_meta(
@@ -280,7 +370,9 @@ class Settings:
     )
     otlp_interval_seconds: float = field(
         default=60.0,
-        metadata=_meta(INTERVAL, "Seconds between two OTLP exports (cumulative temporality)."),
+        metadata=_meta(
+            POSITIVE_SECONDS, "Seconds between two OTLP exports (cumulative temporality)."
+        ),
     )
     exemplars: bool = field(
         default=False,
