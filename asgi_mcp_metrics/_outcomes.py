@@ -18,12 +18,15 @@ def is_tool_error(result: Any) -> bool:
         return False
     if isinstance(result, Mapping):
         return result.get("isError") is True or result.get("is_error") is True
+    # The first field present decides: FastMCP keeps ``isError`` as a deprecated alias that
+    # warns when read.
     for field in ("is_error", "isError"):
         try:
-            if getattr(result, field, None) is True:
-                return True
+            value = getattr(result, field, None)
         except Exception:  # a property that raises is not our business
             return False
+        if value is not None:
+            return value is True
     return False
 
 
