@@ -4,6 +4,9 @@ Python >= 3.11); ``tests/conftest.py`` leaves this file out where FastMCP is not
 
 from __future__ import annotations
 
+import os
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -121,3 +124,26 @@ async def test_the_docs_adapter_snippet() -> None:
     async with Client(namespace["mcp"]) as client:
         await client.call_tool("add", {"a": 1, "b": 1})
     assert total(REGISTRY, "mcp_tool_calls_total", gen_ai_tool_name="add") - before == 1
+
+
+async def test_the_adapter_over_stdio(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A FastMCP server in a child process on stdio, FastMCP's client on the other end.
+    from fastmcp.client.transports import StdioTransport
+    from prometheus_client.parser import text_string_to_metric_families
+
+    dump = tmp_path / "metrics.txt"
+    transport = StdioTransport(sys.executable, [str(Path(__file__).parent /
+                                                    "fastmcp_stdio_server.py")],
+                               env={**os.environ, "E2E_METRICS_DUMP": str(dump)},
+                               keep_alive=False)
+    async with Client(transport) as client:
+        await workload(client)
+    wait_until(dump.exists, timeout=60)
+    registry = CollectorRegistry()
+
+    class Parsed:
+        def collect(self) -> Any:
+            return text_string_to_metric_families(dump.read_text())
+
+    registry.register(Parsed())  # type: ignore[arg-type]
+    assert_tool_calls(registry, "stdio")
