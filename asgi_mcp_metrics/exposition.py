@@ -27,7 +27,8 @@ from prometheus_client.registry import Collector
 
 from . import multiprocess
 from .config import Settings
-from .recorder import refresh_callbacks
+from .encoder import encode, fast_format
+from .recorder import library_metrics, refresh_callbacks
 from .types import Receive, Scope, Send
 
 __all__ = ["AuthCallable", "AuthResult", "Exposition", "MetricsEndpoint", "authorize", "render"]
@@ -166,9 +167,16 @@ def render(
                                            refresh_callbacks(registry))
     source: Collector = registry if merged is None else merged
     encoder, content_type = choose_encoder(accept)
-    if names or not created_series:
-        source = _Samples(source, frozenset(names) or None, created_series)
-    body = encoder(source)
+    fmt = fast_format(encoder)
+    if merged is None and not names and fmt is not None and isinstance(registry,
+                                                                        CollectorRegistry):
+        body = encode(registry, fmt, library_metrics(registry), encoder,
+                      created=created_series,
+                      wrap=None if created_series else lambda c: _Samples(c, None, False))
+    else:
+        if names or not created_series:
+            source = _Samples(source, frozenset(names) or None, created_series)
+        body = encoder(source)
     headers = [
         (b"content-type", content_type.encode("ascii")),
         (b"cache-control", b"no-cache"),

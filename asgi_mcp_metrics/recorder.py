@@ -268,6 +268,16 @@ def refresh_callbacks(registry: object) -> None:
         recorder.refresh()
 
 
+def library_metrics(registry: object) -> frozenset[Any]:
+    """The metric objects the recorders on ``registry`` built (for the exposition encoder)."""
+    if not isinstance(registry, CollectorRegistry):
+        return frozenset()
+    with _lock:
+        recorders = tuple(_recorders.get(registry, {}).values())
+    return frozenset(family.metric for recorder in recorders
+                     for family in recorder.families.values())
+
+
 def get_recorder(registry: CollectorRegistry | None = None,
                  settings: Settings | None = None) -> Recorder:
     """The recorder for ``registry`` shaped by ``settings`` (a Settings object or None).
