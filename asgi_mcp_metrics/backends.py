@@ -29,6 +29,8 @@ import asyncio
 import math
 import subprocess
 import threading
+import time
+import weakref
 from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -167,6 +169,15 @@ class _CallProbe:
         self.monitor._internal_error(f"client_call.{where}")
 
 
+_monitors: weakref.WeakSet[BackendMonitor] = weakref.WeakSet()
+
+
+def monitors_of(recorder: Recorder) -> list[BackendMonitor]:
+    """The live monitors bound to ``recorder``, by backend name (for the health surface)."""
+    found = [m for m in list(_monitors) if m._binding.bound and m._binding.recorder is recorder]
+    return sorted(found, key=lambda monitor: monitor.backend)
+
+
 class BackendMonitor:
     """Metrics of one backend of a proxy: connection, calls, tool cache, child processes."""
 
@@ -175,38 +186,46 @@ class BackendMonitor:
                  settings: Settings | None = None) -> None:
         self.backend = backend
         self.transport = transport
-        self._binding = Binding(registry, settings, layer="backend")
         self._lock = threading.Lock()
         # perf_counter() of each open connection, oldest first: a pool may hold several.
         self._open: deque[float] = deque()
         self._pids: set[int] = set()
         self._running_without_pid = 0
         self._labels: tuple[str, str] | None = None
+        #: For the health surface: wall-clock time of the last successful connect, the last
+        #: connect error (text and time) and the duration of the last call.
+        self.last_connect: float | None = None
+        self.last_error: str | None = None
+        self.last_error_at: float | None = None
+        self.last_call_seconds: float | None = None
+        _monitors.add(self)
         # Writes the tracked tool-cache size to this worker's files (multiprocess mode only).
         self._refresh_cache: Callable[[], None] | None = None
-        try:
-            self._binding.resolve_if_ready()
-            if self._binding.bound:
-                self._bound()
-        except Exception:
-            self._internal_error("bind")
+        # A configured backend is visible (at 0) as soon as the registry is bound, before its
+        # first connection, so count(mcp_backend_up) is the number of configured backends.
+        self._binding = Binding(registry, settings, on_bind=self._show, layer="backend",
+                                who="BackendMonitor()")
 
     def __repr__(self) -> str:
         return f"BackendMonitor({self.backend!r}, transport={self.transport!r})"
 
     # -- binding -------------------------------------------------------------------------------
-    def _bound(self) -> tuple[Recorder, str]:
-        recorder = self._binding.recorder
+    def _show(self, recorder: Recorder) -> None:
+        backend = self._backend_label(recorder)
+        if not self._open:
+            recorder["mcp_backend_up"].labels(backend, self.transport).set(0)
+
+    def _backend_label(self, recorder: Recorder) -> str:
         if self._labels is None:
             # The backend name goes through the bounded-label guard once; a proxy with more
             # backends than max_label_values reports the rest as _OTHER.
-            backend = recorder.guard("backend")(self.backend, "mcp_backend_up")
-            self._labels = (backend, self.transport)
-            if not self._open:
-                # A configured backend is visible (at 0) before its first connection, so
-                # count(mcp_backend_up) is the number of configured backends.
-                recorder["mcp_backend_up"].labels(backend, self.transport).set(0)
-        return recorder, self._labels[0]
+            self._labels = (recorder.guard("backend")(self.backend, "mcp_backend_up"),
+                            self.transport)
+        return self._labels[0]
+
+    def _bound(self) -> tuple[Recorder, str]:
+        recorder = self._binding.recorder
+        return recorder, self._backend_label(recorder)
 
     def _internal_error(self, where: str) -> None:
         self._binding.internal_error(f"backend_monitor.{where}")
@@ -233,9 +252,12 @@ class BackendMonitor:
                 outcome = "timeout"
             else:
                 outcome = "error"
+            if error is not None:
+                self.last_error, self.last_error_at = error_type_of(error), time.time()
             recorder["mcp_backend_connects_total"].labels(backend, trigger, outcome).inc()
             recorder["mcp_backend_connect_duration_seconds"].labels(backend).observe(elapsed)
             if error is None:
+                self.last_connect = time.time()
                 with self._lock:
                     self._open.append(perf_counter())
                 recorder["mcp_backend_up"].labels(backend, self.transport).set(1)
@@ -279,6 +301,7 @@ class BackendMonitor:
     def observe_call(self, method: str, tool: str | None, error_type: str,
                      elapsed: float) -> None:
         """Record a call timed elsewhere (``error_type`` empty for success)."""
+        self.last_call_seconds = elapsed
         try:
             recorder, backend = self._bound()
             from .mcp.wire.vocabulary import method_label

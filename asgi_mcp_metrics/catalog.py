@@ -1,8 +1,9 @@
 """Every metric this library exports, declared once.
 
 The catalog is the single source of truth for names, types, units, label names, help texts and
-default buckets.  :mod:`asgi_mcp_metrics.recorder` binds it to a registry and
-``docs/metrics.md`` is generated from it (``python -m asgi_mcp_metrics.catalog``).
+default buckets.  :mod:`asgi_mcp_metrics.recorder` binds it to a registry, the settings take
+their default buckets from it, and ``docs/metrics.md`` is generated from it
+(``python -m asgi_mcp_metrics.docgen metrics``).
 
 Names follow the OpenTelemetry semantic conventions in their Prometheus translation where a
 convention exists (``http.server.request.duration`` -> ``http_server_request_duration_seconds``,
@@ -12,7 +13,6 @@ prefixes and Prometheus naming rules (base units, ``_total`` for counters).
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
 from typing import Literal
 
@@ -148,7 +148,8 @@ METRICS: tuple[MetricSpec, ...] = (
     _c("mcp_tool_calls_total", "Tool calls by tool, backend and outcome.",
        ("gen_ai_tool_name", "backend", "outcome", "identity"), layer="tool"),
     _h("mcp_tool_call_duration_seconds",
-       "Tool call duration as measured inside the code (decorated handlers, proxy dispatch).",
+       "Tool call duration: inside the code for tools decorated with instrument_tool (handlers, "
+       "proxy dispatch), else from request to answer on the wire, once per call.",
        ("gen_ai_tool_name", "backend", "outcome"), MCP_OPERATION_BUCKETS,
        option="operation_duration_buckets", layer="tool"),
     # -- ACL ------------------------------------------------------------------------------------
@@ -227,59 +228,9 @@ METRICS: tuple[MetricSpec, ...] = (
 BY_NAME: dict[str, MetricSpec] = {spec.name: spec for spec in METRICS}
 
 
-def render_markdown() -> str:
-    """The text of ``docs/metrics.md``."""
-    lines = [
-        "# Metrics",
-        "",
-        "Generated from `asgi_mcp_metrics/catalog.py` by `python -m asgi_mcp_metrics.catalog`;",
-        "a test keeps this file equal to the catalog. With the `namespace` option every name is",
-        "prefixed as `<namespace>_<name>`; `constant_labels` are added to every series.",
-        "",
-    ]
-    # Each section: its title, and when its families appear in the exposition.
-    titles = {
-        "http": ("HTTP requests and streams", "Listed once the middleware is installed."),
-        "mcp": ("MCP on the wire",
-                "Listed once MCP traffic is recorded, or the SDK middleware is bound."),
-        "tool": ("Tool calls", "Listed once a tool call is recorded (wire or `@instrument_tool`)."),
-        "acl": ("Access control",
-                "Listed once an `@instrument_acl` function is bound; "
-                "`mcp_acl_decision_duration_seconds` then has `allow` and `deny` series at 0."),
-        "backend": ("Backends of a proxy", "Listed once a `BackendMonitor` is bound."),
-        "llm": ("LLM proxies", "Listed once an `LLMMetrics` (or the `llm` module) is bound."),
-        "self": ("The library itself",
-                 "`asgi_mcp_metrics_info` is always listed, the others once they first count."),
-    }
-    for layer, (title, appears) in titles.items():
-        lines += [f"## {title}", "", appears, "",
-                  "| name | type | labels | buckets | help |", "|---|---|---|---|---|"]
-        for spec in METRICS:
-            if spec.layer != layer:
-                continue
-            labels = ", ".join(f"`{label}`" for label in spec.labels) or "-"
-            buckets = ", ".join(f"{b:g}" for b in spec.buckets) if spec.buckets else "-"
-            if spec.buckets_option:
-                buckets += f" (option `{spec.buckets_option}`)"
-            lines.append(f"| `{spec.name}` | {spec.kind} | {labels} | {buckets} | {spec.help} |")
-        lines.append("")
-    lines += [
-        "## Gauges with several worker processes",
-        "",
-        "With `PROMETHEUS_MULTIPROC_DIR` set (gunicorn, `uvicorn --workers`), each worker writes",
-        "its own value and the exposition combines them; counters and histograms are summed.",
-        "Only live workers count (see [deployment](deployment.md)).",
-        "",
-        "| gauge | across workers |",
-        "|---|---|",
-    ]
-    for spec in METRICS:
-        if spec.kind == "gauge":
-            mode = spec.multiprocess_mode
-            lines.append(f"| `{spec.name}` | {MULTIPROCESS_MODES[mode]} (`{mode}`) |")
-    lines.append("")
-    return "\n".join(lines)
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.stdout.write(render_markdown())
+def default_buckets(option: str) -> tuple[float, ...]:
+    """The default of a ``*_buckets`` option: the buckets of the metrics it shapes."""
+    found = {spec.buckets for spec in METRICS if spec.buckets_option == option}
+    if len(found) != 1:
+        raise LookupError(f"{option}: the catalog has {len(found)} default bucket sets for it")
+    return found.pop()

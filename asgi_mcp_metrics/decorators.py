@@ -205,7 +205,8 @@ def _instrument_tool(target: Any, name: str | None, backend: LabelSource,
     if tool is None:
         declare_tool(resolved)
     probe = _ToolProbe(name=resolved, explicit_name=explicit, backend=backend, tool=tool,
-                       binding=Binding(registry, settings, layer="tool"))
+                       binding=Binding(registry, settings, layer="tool",
+                                       who="instrument_tool()"))
     wrapper = wrap(target, probe)
     for registered in registrations:
         # Above ``@mcp.tool()`` the SDK stored the bare function; hand it the wrapper so that
@@ -427,19 +428,15 @@ def instrument_acl(func: Any = None, /, *, tool: LabelSource = None, backend: La
     ``backend``, ``identity``, ``rule``/``rule_id``/``policy``); identity falls back to the
     current request's identity.
 
-    The ``allow`` and ``deny`` series are created at 0 as soon as the decorator is bound to a
-    registry: at decoration when ``settings`` is given or the registry already holds the
-    app's metrics, otherwise at the first decision.
+    The ``allow`` and ``deny`` series are created at 0 as soon as the registry is bound: at
+    decoration when ``settings`` is given or the app already configured the registry,
+    otherwise when it does (or at the first decision, whichever comes first).
     """
     def decorator(target: Any) -> Any:
-        binding = Binding(registry, settings, on_bind=_zero_decisions, layer="acl")
+        binding = Binding(registry, settings, on_bind=_zero_decisions, layer="acl",
+                          who="instrument_acl()")
         probe = _AclProbe(tool=tool, backend=backend, identity=identity, rule=rule,
                           deny_exceptions=tuple(deny_exceptions), binding=binding)
-        wrapper = wrap(target, probe)
-        try:
-            binding.resolve_if_ready()
-        except Exception:
-            binding.internal_error("instrument_acl.bind")
-        return wrapper
+        return wrap(target, probe)
 
     return decorator if func is None else decorator(func)

@@ -15,9 +15,9 @@ import hmac
 import inspect
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qs
 
 from prometheus_client import REGISTRY, CollectorRegistry
@@ -26,20 +26,23 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
 from . import multiprocess
-from .config import Settings
+from ._binding import library_metrics, refresh_callbacks
+from .config import AuthCheck, Settings, configure
 from .encoder import encode, fast_format
-from .recorder import library_metrics, refresh_callbacks
 from .types import Receive, Scope, Send
 
-__all__ = ["AuthCallable", "AuthResult", "Exposition", "MetricsEndpoint", "authorize", "render"]
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+    from .config import EndpointOptions
+
+__all__ = ["AuthResult", "Exposition", "MetricsEndpoint", "authorize", "render", "scrape_source"]
 
 logger = logging.getLogger(__name__)
 
-AuthCallable = Callable[[Mapping[str, str]], "bool | Awaitable[bool]"]
 
 REALM = "metrics"
 ALLOWED_METHODS = ("GET", "HEAD")
-DEFAULT_RENDER_OFFLOAD_SECONDS = 0.005
 MULTIPROCESS_ENV_VARS = multiprocess.ENV_VARS
 
 
@@ -89,7 +92,7 @@ async def authorize(
     bearer_token: str | None,
     basic_username: str | None,
     basic_password: str | None,
-    auth: AuthCallable | None,
+    auth: AuthCheck | None,
 ) -> AuthResult:
     """Allow the request when any configured check accepts it; no checks configured allows all.
 
@@ -133,7 +136,7 @@ def _basic_matches(credentials: str, username: str, password: str) -> bool:
     return bool(separator) and user_ok and password_ok
 
 
-async def _call_auth(auth: AuthCallable, headers: Mapping[str, str]) -> bool:
+async def _call_auth(auth: AuthCheck, headers: Mapping[str, str]) -> bool:
     try:
         verdict = auth(headers)
         if inspect.isawaitable(verdict):
@@ -221,6 +224,14 @@ class _Samples(Collector):
                 yield kept
 
 
+def scrape_source(registry: Collector) -> Collector:
+    """What a scrape reads (without reaping): ``registry``, or every worker's values in
+    multiprocess mode."""
+    merged = multiprocess.merged_collector(reap=False,
+                                           before=lambda: refresh_callbacks(registry))
+    return registry if merged is None else merged
+
+
 def _accepts_gzip(accept_encoding: str) -> bool:
     # An explicit "gzip" entry wins over "*"; "q=0" (or a q we cannot read) means "not this one".
     qualities: dict[str, float] = {}
@@ -242,16 +253,14 @@ class MetricsEndpoint:
     """
 
     def __init__(self, *, registry: CollectorRegistry | None = None,
-                 settings: Settings | None = None, **options: Any) -> None:
-        """Options as for every adapter (see ``docs/configuration.md``); the ones used here are
-        ``auth_bearer_token``, ``auth_basic_username``/``auth_basic_password``, ``auth``,
-        ``gzip`` and ``render_offload_seconds``."""
+                 settings: Settings | None = None,
+                 **options: Unpack[EndpointOptions]) -> None:
+        """Options (see ``docs/configuration.md``): ``auth_bearer_token``,
+        ``auth_basic_username``/``auth_basic_password``, ``auth``, ``gzip`` and
+        ``render_offload_seconds``; any other raises ``TypeError``."""
         if registry is not None and not isinstance(registry, CollectorRegistry):
             raise ValueError("registry must be a prometheus_client CollectorRegistry or None")
-        if settings is None:
-            settings = Settings.load(overrides=options)
-        elif options:
-            settings = settings.replace(**options)
+        settings = configure(settings, options, "MetricsEndpoint()").settings
         auth_bearer_token = settings.auth_bearer_token
         auth_basic_username = settings.auth_basic_username
         auth_basic_password = settings.auth_basic_password

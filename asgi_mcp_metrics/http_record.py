@@ -18,6 +18,7 @@ from typing import Any
 from .config import Settings
 from .recorder import Recorder
 from .routing import route_label
+from .surfaces.paths import surface_paths
 
 _KNOWN_METHODS = frozenset(
     {"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH", "QUERY"})
@@ -33,13 +34,14 @@ class HttpMetrics:
     """The HTTP metric families of one front end, and the settings that shape its records."""
 
     __slots__ = ("active", "duration", "excluded_methods", "excluded_paths",
-                 "excluded_prefixes", "first_byte", "recorder", "request_size", "response_size",
-                 "stream_duration", "stream_types", "streams_active", "streams_total")
+                 "excluded_prefixes", "first_byte", "inflight", "recorder", "request_size",
+                 "response_size", "stream_duration", "stream_types", "streams_active",
+                 "streams_total")
 
     def __init__(self, recorder: Recorder, settings: Settings) -> None:
         self.recorder = recorder
         recorder.enable("http")
-        exact = {settings.metrics_path}
+        exact = {settings.metrics_path, *surface_paths(settings)}
         prefixes = []
         for path in settings.exclude_paths:
             if path.endswith("*"):
@@ -59,6 +61,9 @@ class HttpMetrics:
         self.streams_active = recorder["http_server_streams_active"]
         self.stream_duration = recorder["http_server_stream_duration_seconds"]
         self.streams_total = recorder["http_server_streams_total"]
+        #: The in-flight table of the operator surfaces; None when that surface is off.
+        self.inflight = (recorder.inflight
+                         if settings.surfaces and settings.surfaces_active else None)
 
     def excluded(self, method: str, path: str) -> bool:
         """Requests the settings leave unmeasured (the metrics path among them)."""
@@ -106,6 +111,8 @@ class HttpRecord:
         self.method = method if method in _KNOWN_METHODS else "_OTHER"
         self.active = self.http.active.labels(self.method, self.scope.get("scheme", "http"))
         self.active.inc()
+        if self.http.inflight is not None:
+            self.http.inflight.add(self)
 
     def request_body(self, size: int) -> None:
         self.request_bytes += size
@@ -159,6 +166,8 @@ class HttpRecord:
     def finish(self, error: BaseException | None) -> float:
         """The app is done (``error`` if it raised): record the request; returns its end time."""
         http = self.http
+        if http.inflight is not None:
+            http.inflight.remove(self)
         ended = self.ended or perf_counter()
         if self.stream_kind is not None:
             self.end_stream(error, ended)

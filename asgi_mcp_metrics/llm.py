@@ -116,13 +116,9 @@ class LLMMetrics:
 
     def __init__(self, *, registry: CollectorRegistry | None = None,
                  settings: Settings | None = None) -> None:
-        self._binding = Binding(registry, settings, layer="llm")
+        self._binding = Binding(registry, settings, layer="llm", who="LLMMetrics()")
         self._build_lock = threading.Lock()
         self._build_labels: tuple[str, str, str] | None = None
-        try:
-            self._binding.resolve_if_ready()
-        except Exception:
-            self._internal_error("bind")
 
     def _recorder(self) -> Recorder:
         return self._binding.recorder

@@ -10,16 +10,22 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from time import perf_counter
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from prometheus_client import CollectorRegistry
 
-from .config import Settings
+from ._binding import bind, caller
+from .config import Settings, configure
 from .http_record import HttpMetrics, HttpRecord
 from .identity import publish_request, reset_identity
-from .recorder import Recorder, get_recorder
+from .recorder import Recorder
 from .trace_context import reset_traceparent, set_traceparent, traceparent_from_scope
 from .types import ASGIApp, Message, Receive, Scope, Send
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+    from .config import MiddlewareOptions
 
 #: Set on every scope the middleware measures, so inner layers (the Django middleware, the
 #: mcp SDK adapter) know the request is already counted.
@@ -68,18 +74,20 @@ class MetricsMiddleware:
 
     Options are keyword-only; see ``docs/configuration.md``.  Pass ``settings=`` to use a
     prepared :class:`~asgi_mcp_metrics.config.Settings`, or options as keywords (they are
-    merged over the environment and configuration files).
+    merged over the environment and configuration files).  The endpoint's options (``auth*``,
+    ``gzip``, ``render_offload_seconds``) raise ``TypeError`` here: they belong to
+    ``MetricsEndpoint`` or ``instrument()``.
     """
 
     def __init__(self, app: ASGIApp, *, registry: CollectorRegistry | None = None,
-                 settings: Settings | None = None, **options: Any) -> None:
-        if settings is None:
-            settings = Settings.load(overrides=options)
-        elif options:
-            settings = settings.replace(**options)
+                 settings: Settings | None = None,
+                 **options: Unpack[MiddlewareOptions]) -> None:
+        configured = configure(settings, options, "MetricsMiddleware()")
+        settings = configured.settings
         self.app = app
         self.settings = settings
-        self.recorder: Recorder = get_recorder(registry, settings)
+        self.recorder: Recorder = bind(registry, configured,
+                                       f"MetricsMiddleware() at {caller()}").recorder
         self.http = HttpMetrics(self.recorder, settings)
         self._observers: tuple[ObserverFactory, ...] = tuple(self._make_observers())
         self._identity_enabled = (settings.identity != "off"

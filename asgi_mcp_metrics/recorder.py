@@ -1,9 +1,10 @@
 """Binds the catalog to a ``prometheus_client`` registry and guards label values.
 
-One :class:`Recorder` exists per (registry, metric shape): building two middlewares, an
-endpoint and a dozen decorators on one registry reuses the same metric objects instead of
-failing with "Duplicated timeseries".  Label children are cached so that a hot path pays one
-dict look-up instead of ``labels()``'s lock and validation.
+:mod:`asgi_mcp_metrics._binding` decides which recorder exists on which registry (one per
+namespace); building two middlewares, an endpoint and a dozen decorators on one registry
+reuses the same metric objects instead of failing with "Duplicated timeseries".  Label
+children are cached so that a hot path pays one dict look-up instead of ``labels()``'s lock
+and validation.
 
 Every metric object is built at once (so names, labels and buckets are checked at start-up) but
 registered, and so exposed, only when its feature is in use: a layer of the catalog (HTTP, MCP,
@@ -17,17 +18,16 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-import weakref
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from ._version import __version__
 from .catalog import METRICS, MetricSpec
-from .config import Settings
 from .declared_tools import is_declared_tool
 from .multiprocess import directory, warn_about_leftovers
+from .surfaces.inflight import InFlight
 
 logger = logging.getLogger("asgi_mcp_metrics")
 
@@ -140,6 +140,8 @@ class Recorder:
         self.learned_tools: set[str] = set()
         self.learned_prompts: set[str] = set()
         self._max_learned = max(10 * max_tool_names, 1000)
+        #: Requests in flight, for the operator surfaces (filled only when they are on).
+        self.inflight = InFlight()
 
     def __getitem__(self, name: str) -> Family:
         return self.families[name]
@@ -210,6 +212,15 @@ class Recorder:
         known = name in self.learned_tools or is_declared_tool(name)
         return self.tool_names(name, metric, known=known)
 
+    def adopt_labels(self, old: Recorder) -> None:
+        """Take over the label values ``old`` admitted and the names it learned."""
+        self.tool_names.admitted |= old.tool_names.admitted
+        self.identities.admitted |= old.identities.admitted
+        for label, guard in old._guards.items():
+            self.guard(label).admitted |= guard.admitted
+        self.learn_tools(old.learned_tools)
+        self.learn_prompts(old.learned_prompts)
+
     def internal_error(self, where: str) -> None:
         """Record (and log) an error of ours that must not reach the application."""
         logger.exception("asgi_mcp_metrics: internal error in %s (the request is unaffected)",
@@ -237,108 +248,3 @@ def _build(spec: MetricSpec, namespace: str, const_names: tuple[str, ...],
         spec.buckets
     return Histogram(spec.name, spec.help, labels, namespace=namespace, registry=None,
                      buckets=buckets)
-
-
-_recorders: weakref.WeakKeyDictionary[CollectorRegistry, dict[tuple[Any, ...], Recorder]] = (
-    weakref.WeakKeyDictionary())
-_lock = threading.Lock()
-
-
-def existing_recorder(registry: CollectorRegistry | None = None) -> Recorder | None:
-    """The recorder already built on ``registry`` when there is exactly one, else None.
-
-    In-code instrumentation (decorators, monitors) binds late and reuses the app's recorder, so
-    its metrics land next to the middleware's without a second set of settings.
-    """
-    registry = REGISTRY if registry is None else registry
-    with _lock:
-        built = _recorders.get(registry)
-        if built is not None and len(built) == 1:
-            return next(iter(built.values()))
-    return None
-
-
-def refresh_callbacks(registry: object) -> None:
-    """Write the scrape-time gauges of every recorder on ``registry`` to this worker's files."""
-    if not isinstance(registry, CollectorRegistry):
-        return
-    with _lock:
-        recorders = tuple(_recorders.get(registry, {}).values())
-    for recorder in recorders:
-        recorder.refresh()
-
-
-def library_metrics(registry: object) -> frozenset[Any]:
-    """The metric objects the recorders on ``registry`` built (for the exposition encoder)."""
-    if not isinstance(registry, CollectorRegistry):
-        return frozenset()
-    with _lock:
-        recorders = tuple(_recorders.get(registry, {}).values())
-    return frozenset(family.metric for recorder in recorders
-                     for family in recorder.families.values())
-
-
-def get_recorder(registry: CollectorRegistry | None = None,
-                 settings: Settings | None = None) -> Recorder:
-    """The recorder for ``registry`` shaped by ``settings`` (a Settings object or None).
-
-    Idempotent: the same registry and the same metric-shaping settings give the same recorder.
-    Two different shapes under one namespace on one registry cannot coexist (Prometheus would
-    see one name with two definitions), so that raises an error naming the differing option.
-    """
-    registry = REGISTRY if registry is None else registry
-    settings = Settings() if settings is None else settings
-    shape = _shape(settings)
-    with _lock:
-        per_registry = _recorders.setdefault(registry, {})
-        recorder = per_registry.get(shape)
-        if recorder is not None:
-            return recorder
-        for other in per_registry:
-            if other[0] == shape[0]:
-                raise ValueError(_shape_conflict(other, shape))
-        recorder = Recorder(registry, **_recorder_options(settings))
-        per_registry[shape] = recorder
-        return recorder
-
-
-_SHAPE_FIELDS = ("namespace", "constant_labels", "request_duration_buckets",
-                 "stream_duration_buckets", "operation_duration_buckets",
-                 "session_duration_buckets", "max_tool_names", "max_label_values",
-                 "identity_allowlist", "max_identities")
-
-
-def _shape(settings: Settings) -> tuple[Any, ...]:
-    values = []
-    for field in _SHAPE_FIELDS:
-        value = getattr(settings, field)
-        if isinstance(value, Mapping):
-            value = tuple(sorted(value.items()))
-        values.append(value)
-    return tuple(values)
-
-
-def _shape_conflict(old: tuple[Any, ...], new: tuple[Any, ...]) -> str:
-    for field, a, b in zip(_SHAPE_FIELDS, old, new, strict=True):
-        if a != b:
-            return (f"{field}: this registry already holds asgi_mcp_metrics metrics built with "
-                    f"{field}={a!r}; a second instrumentation asked for {b!r}. Use the same "
-                    f"value, another namespace, or another registry.")
-    return "conflicting settings for one registry"  # pragma: no cover
-
-
-def _recorder_options(settings: Settings) -> dict[str, Any]:
-    return {
-        "namespace": settings.namespace,
-        "constant_labels": dict(settings.constant_labels),
-        "buckets": {
-            "request_duration_buckets": tuple(settings.request_duration_buckets),
-            "stream_duration_buckets": tuple(settings.stream_duration_buckets),
-            "operation_duration_buckets": tuple(settings.operation_duration_buckets),
-            "session_duration_buckets": tuple(settings.session_duration_buckets),
-        },
-        "max_tool_names": settings.max_tool_names,
-        "max_label_values": settings.max_label_values,
-        "identity_allowlist": tuple(settings.identity_allowlist),
-        "max_identities": settings.max_identities,
-    }

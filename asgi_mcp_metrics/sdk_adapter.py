@@ -31,7 +31,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping
 from contextvars import Token
 from time import perf_counter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry
 
@@ -39,13 +39,18 @@ from ._binding import Binding
 from ._outcomes import error_type_of, is_cancellation, is_tool_error
 from ._wrapping import probe_of, wrap
 from .backends import BackendMonitor
-from .config import Settings
+from .config import Settings, configure
 from .identity import current_identity, reset_identity, resolve_identity, set_identity
 from .mcp.operations import Operation
 from .mcp.recording import McpRecording
 from .mcp.wire.jsonrpc import listed_names
 from .mcp.wire.vocabulary import error_code_label, method_label, version_label
 from .trace_context import reset_traceparent, set_traceparent, traceparent_from_scope
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+    from .config import ServerOptions
 
 __all__ = ["OBSERVED_KEY", "MetricsServerMiddleware", "instrument_client_session"]
 
@@ -118,23 +123,20 @@ class MetricsServerMiddleware:
     count themselves).  Records nothing for requests the HTTP middleware already observes.
 
     ``transport`` overrides the transport label (default: ``stdio`` without an HTTP request,
-    else ``streamable_http`` or ``sse``).  Options as for ``MetricsMiddleware``.
+    else ``streamable_http`` or ``sse``).  Options: the ones that shape the metrics (as for
+    ``MetricsMiddleware``) and ``identity``/``identity_resolver``; any other raises ``TypeError``.
     """
 
     def __init__(self, *, registry: CollectorRegistry | None = None,
                  settings: Settings | None = None, transport: str | None = None,
-                 **options: Any) -> None:
-        if settings is None:
-            settings = Settings.load(overrides=options) if options else None
-        elif options:
-            settings = settings.replace(**options)
-        self._binding = Binding(registry, settings, layer="mcp")
+                 **options: Unpack[ServerOptions]) -> None:
+        # Without options it joins the app's binding; with them it configures its own.
+        configured = (configure(settings, options, "MetricsServerMiddleware()")
+                      if settings is not None or options else None)
+        self._binding = Binding(registry, configured, layer="mcp",
+                                who="MetricsServerMiddleware()")
         self._bound_recording: McpRecording | None = None
         self.transport = transport
-        try:
-            self._binding.resolve_if_ready()
-        except Exception:
-            self._internal_error("sdk_middleware.bind")
 
     async def __call__(self, ctx: Any, call_next: Callable[[Any], Awaitable[Any]]) -> Any:
         try:

@@ -1,10 +1,13 @@
 """An instrumented MCP server with live metrics, and a small client that keeps calling it.
 
-    python examples/demo.py            # then open http://127.0.0.1:8000/metrics
+    python examples/demo.py            # then open http://127.0.0.1:8000/metrics/ui
 
 The server is the official ``mcp`` SDK's ``MCPServer`` served over Streamable HTTP at ``/mcp``,
 plus a plain JSON route and a Server-Sent Events route.  ``instrument(app)`` adds the metrics
-middleware and the ``/metrics`` endpoint; nothing else in the app knows about metrics.
+middleware, the ``/metrics`` endpoint and the operator surfaces (the live dashboard at
+``/metrics/ui``, in-flight requests, totals, and here the deep ``/health``).  The ``search``
+tool consults a pretend upstream index through a ``BackendMonitor``, so the dashboard has a
+backend to show.
 """
 
 from __future__ import annotations
@@ -27,9 +30,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, StreamingResponse
 from starlette.routing import Route
 
+from asgi_mcp_metrics import BackendMonitor
 from asgi_mcp_metrics.starlette import instrument
 
 mcp = MCPServer("demo")
+index = BackendMonitor("search-index", transport="memory")
 
 
 @mcp.tool()
@@ -41,7 +46,8 @@ def add(a: int, b: int) -> int:
 @mcp.tool()
 async def search(query: str) -> list[str]:
     """A slow tool: 20-300 ms, so the latency histogram has something to show."""
-    await asyncio.sleep(random.uniform(0.02, 0.3))
+    with index.call("tools/call", tool="search"):
+        await asyncio.sleep(random.uniform(0.02, 0.3))
     return [f"{query}-{i}" for i in range(3)]
 
 
@@ -59,7 +65,7 @@ def summarize(text: str) -> str:
     return f"Summarize: {text}"
 
 
-async def health(request: Request) -> JSONResponse:
+async def ready(request: Request) -> JSONResponse:
     return JSONResponse({"status": "ok"})
 
 
@@ -76,8 +82,10 @@ async def ticks(request: Request) -> StreamingResponse:
 
 def build_app() -> object:
     app = mcp.streamable_http_app()
-    app.router.routes += [Route("/health", health), Route("/ticks", ticks)]
-    return instrument(app)
+    app.router.routes += [Route("/ready", ready), Route("/ticks", ticks)]
+    instrument(app, surfaces_health=True)
+    index.connected("startup")
+    return app
 
 
 async def drive(url: str, stop: threading.Event) -> None:
@@ -119,6 +127,7 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         time.sleep(0.05)
     url = f"http://{args.host}:{args.port}"
+    print(f"Dashboard:    {url}/metrics/ui", flush=True)
     print(f"MCP endpoint: {url}/mcp", flush=True)
     print(f"Metrics:      {url}/metrics", flush=True)
 

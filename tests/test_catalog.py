@@ -5,16 +5,17 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry
 
-from asgi_mcp_metrics.catalog import METRICS, render_markdown
-from asgi_mcp_metrics.recorder import get_recorder
+from asgi_mcp_metrics._binding import get_recorder
+from asgi_mcp_metrics.catalog import METRICS
+from asgi_mcp_metrics.docgen import metrics_markdown
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "metrics.md"
 NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 
 
 def test_docs_metrics_md_is_generated_from_the_catalog() -> None:
-    assert DOC.read_text() == render_markdown(), (
-        "docs/metrics.md is stale: python -m asgi_mcp_metrics.catalog > docs/metrics.md")
+    assert DOC.read_text() == metrics_markdown(), (
+        "docs/metrics.md is stale: python -m asgi_mcp_metrics.docgen metrics > docs/metrics.md")
 
 
 def test_names_follow_prometheus_conventions() -> None:
@@ -52,3 +53,15 @@ def test_semconv_names_and_buckets() -> None:
     assert op.labels[0] == "mcp_method_name"
     assert op.buckets[0] == 0.01 and op.buckets[-1] == 300.0
     assert by_name["http_server_stream_duration_seconds"].buckets[-1] == 86400.0
+
+
+def test_default_buckets_are_the_catalogs() -> None:
+    from asgi_mcp_metrics import Settings
+
+    defaults = Settings()
+    options = {spec.buckets_option for spec in METRICS if spec.buckets_option}
+    assert options == {"request_duration_buckets", "stream_duration_buckets",
+                       "operation_duration_buckets", "session_duration_buckets"}
+    for spec in METRICS:
+        if spec.buckets_option:
+            assert getattr(defaults, spec.buckets_option) == spec.buckets, spec.name

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from asgi_mcp_metrics import config
+from asgi_mcp_metrics import config, docgen
 from asgi_mcp_metrics.config import ConfigError, Settings
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "configuration.md"
@@ -77,7 +77,7 @@ def test_defaults_match_the_option_table() -> None:
     assert settings.variant == ""
     assert settings.auth is None
     assert settings.identity_resolver is None
-    assert len(dataclasses.fields(Settings)) == 32
+    assert len(dataclasses.fields(Settings)) == 32 + 16  # + the surfaces options (test_surfaces)
 
 
 def test_every_field_is_documented() -> None:
@@ -638,14 +638,14 @@ def test_secrets_never_appear_in_error_messages(tmp_path: Path) -> None:
 
 
 def test_docs_are_generated_from_the_settings() -> None:
-    assert DOCS.read_text(encoding="utf-8") == config.render_markdown(), (
+    assert DOCS.read_text(encoding="utf-8") == docgen.configuration_markdown(), (
         "docs/configuration.md is out of date; regenerate it with "
-        "`python -m asgi_mcp_metrics.config --markdown > docs/configuration.md`"
+        "`python -m asgi_mcp_metrics.docgen configuration > docs/configuration.md`"
     )
 
 
 def test_docs_list_every_option_with_its_environment_variable() -> None:
-    markdown = config.render_markdown()
+    markdown = docgen.configuration_markdown()
     for option in dataclasses.fields(Settings):
         row = next(
             line for line in markdown.splitlines() if line.startswith(f"| `{option.name}` |")
@@ -668,13 +668,13 @@ EXAMPLE = Settings(
 
 def test_keyword_example_runs_as_documented() -> None:
     namespace: dict[str, Any] = {}
-    exec(config.EXAMPLE_KWARGS, namespace)
+    exec(docgen.EXAMPLE_KWARGS, namespace)
     assert namespace["settings"] == EXAMPLE
 
 
 def test_environment_example_runs_as_documented() -> None:
     environ = {}
-    for line in config.EXAMPLE_ENV.splitlines():
+    for line in docgen.EXAMPLE_ENV.splitlines():
         export, assignment = shlex.split(line)
         assert export == "export"
         name, _, value = assignment.partition("=")
@@ -683,31 +683,35 @@ def test_environment_example_runs_as_documented() -> None:
 
 
 def test_pyproject_example_runs_as_documented(tmp_path: Path) -> None:
-    write(tmp_path / "pyproject.toml", config.EXAMPLE_PYPROJECT)
+    write(tmp_path / "pyproject.toml", docgen.EXAMPLE_PYPROJECT)
     assert load(search_dir=tmp_path) == EXAMPLE
 
 
 def test_django_example_runs_as_documented() -> None:
     namespace: dict[str, Any] = {}
-    exec(config.EXAMPLE_DJANGO, namespace)
+    exec(docgen.EXAMPLE_DJANGO, namespace)
     django_settings: Mapping[str, Any] = namespace["ASGI_MCP_METRICS"]
     assert load(django=django_settings) == EXAMPLE
 
 
 def test_markdown_command(capsys: pytest.CaptureFixture[str]) -> None:
-    assert config.main(["--markdown"]) == 0
-    assert capsys.readouterr().out == config.render_markdown()
-    assert config.main([]) == 2
+    assert docgen.main(["configuration"]) == 0
+    assert capsys.readouterr().out == docgen.configuration_markdown()
+    assert docgen.main(["metrics"]) == 0
+    assert capsys.readouterr().out == docgen.metrics_markdown()
+    with pytest.raises(SystemExit) as exited:
+        docgen.main([])
+    assert exited.value.code == 2
     assert "usage:" in capsys.readouterr().err
 
 
 def test_module_runs_as_a_script() -> None:
     root = Path(__file__).resolve().parent.parent
     completed = subprocess.run(
-        [sys.executable, "-m", "asgi_mcp_metrics.config", "--markdown"],
+        [sys.executable, "-m", "asgi_mcp_metrics.docgen", "configuration"],
         cwd=root,
         capture_output=True,
         text=True,
         check=True,
     )
-    assert completed.stdout == config.render_markdown()
+    assert completed.stdout == docgen.configuration_markdown()

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from prometheus_client import CollectorRegistry
 
+from asgi_mcp_metrics._binding import get_recorder
 from asgi_mcp_metrics.config import Settings
 from asgi_mcp_metrics.http_record import HttpMetrics, HttpRecord
-from asgi_mcp_metrics.recorder import get_recorder
 from asgi_mcp_metrics.routing import ROUTE_KEY
 
 from .asgi import total, value

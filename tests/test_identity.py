@@ -11,6 +11,7 @@ from mcp.server.auth.provider import AccessToken
 from prometheus_client import CollectorRegistry
 from starlette.authentication import SimpleUser, UnauthenticatedUser
 
+from asgi_mcp_metrics._binding import get_recorder
 from asgi_mcp_metrics.config import Settings
 from asgi_mcp_metrics.identity import (
     MAX_IDENTITY_LENGTH,
@@ -22,7 +23,6 @@ from asgi_mcp_metrics.identity import (
     set_identity,
     use_identity,
 )
-from asgi_mcp_metrics.recorder import get_recorder
 from tests.asgi import http_scope, value
 
 pytestmark = pytest.mark.anyio

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
 
 from asgi_mcp_metrics import llm
 from asgi_mcp_metrics.config import Settings
@@ -186,4 +186,4 @@ def test_module_functions_record_through_the_default_instance(
 
 def test_default_instance_is_created_once_and_bound_late() -> None:
     assert llm.default_metrics() is llm.default_metrics()
-    assert llm.default_metrics()._binding.registry is None  # the default registry
+    assert llm.default_metrics()._binding.registry is REGISTRY

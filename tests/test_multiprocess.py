@@ -13,9 +13,9 @@ import pytest
 from prometheus_client import CollectorRegistry, Gauge
 
 from asgi_mcp_metrics import multiprocess
+from asgi_mcp_metrics._binding import get_recorder
 from asgi_mcp_metrics.catalog import METRICS, MULTIPROCESS_MODES
 from asgi_mcp_metrics.exposition import render
-from asgi_mcp_metrics.recorder import get_recorder
 
 from .docs import doc_block
 

@@ -97,6 +97,11 @@ async def test_stdio_operations_are_recorded(registry: CollectorRegistry,
                  error_type="tool_error", **op) == 1
     assert value(registry, "mcp_tool_calls_total", gen_ai_tool_name="sdk_weather", backend="",
                  outcome="tool_error", identity="") == 1
+    # Undecorated: timed here too, once per call.
+    for outcome in ("ok", "tool_error"):
+        assert value(registry, "mcp_tool_call_duration_seconds_count",
+                     gen_ai_tool_name="sdk_weather", backend="", outcome=outcome) == 1
+    assert total(registry, "mcp_tool_call_duration_seconds_count") == 2
 
 
 async def test_declared_tools_are_left_to_their_decorator(
@@ -108,6 +113,7 @@ async def test_declared_tools_are_left_to_their_decorator(
     await middleware(context("tools/call", {"name": "sdk_declared"}), returning({"content": []}))
     assert total(registry, "mcp_tool_calls_total") == 0
     assert requests(registry, "tools/call", "ok") == 1
+    assert total(registry, "mcp_tool_call_duration_seconds_count") == 0
 
 
 @pytest.mark.parametrize(("error", "outcome", "error_type"), [

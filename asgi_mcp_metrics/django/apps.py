@@ -15,11 +15,11 @@ class AsgiMcpMetricsConfig(AppConfig):  # type: ignore[misc]  # Django ships no 
 
     def ready(self) -> None:
         from . import checks  # registers the system checks
-        from .conf import get_config
+        from .conf import bind_config
 
         # A bad ASGI_MCP_METRICS fails here, with ImproperlyConfigured naming the key, rather
-        # than at the first request.
-        get_config()
+        # than at the first request; the registry is bound here too.
+        bind_config("the asgi_mcp_metrics.django app config (ready())")
         request_started.connect(_report_at_first_request, dispatch_uid=checks.TAG)
 
 

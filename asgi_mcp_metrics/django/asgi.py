@@ -18,10 +18,11 @@ from __future__ import annotations
 
 from django.core.asgi import get_asgi_application as django_asgi_application
 
+from .._binding import caller
 from ..middleware import MetricsMiddleware
 from ..types import ASGIApp
 from .checks import report_problems_once
-from .conf import get_config
+from .conf import bind_config
 
 
 def get_asgi_application() -> MetricsMiddleware:
@@ -36,7 +37,7 @@ def instrument(app: ASGIApp) -> MetricsMiddleware:
     router, so both are measured by one middleware.  Call it after Django is set up (after
     ``django.core.asgi.get_asgi_application()``).
     """
-    config = get_config()
+    config = bind_config(f"asgi_mcp_metrics.django.instrument() at {caller()}")
     middleware = MetricsMiddleware(app, registry=config.registry, settings=config.settings)
     report_problems_once()
     return middleware

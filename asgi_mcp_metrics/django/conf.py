@@ -24,7 +24,8 @@ from django.core.signals import setting_changed
 from django.utils.module_loading import import_string
 from prometheus_client import CollectorRegistry
 
-from ..config import ConfigError, Settings
+from .._binding import bind
+from ..config import ConfigError, Configured, Settings, load_configured
 
 SETTING = "ASGI_MCP_METRICS"
 _CALLABLE_OPTIONS = ("auth", "identity_resolver")
@@ -34,9 +35,13 @@ _CALLABLE_OPTIONS = ("auth", "identity_resolver")
 class DjangoConfig:
     """The validated configuration of one Django project."""
 
-    settings: Settings
+    configured: Configured
     registry: CollectorRegistry | None = None
     """None: ``prometheus_client.REGISTRY``."""
+
+    @property
+    def settings(self) -> Settings:
+        return self.configured.settings
 
 
 _cached: DjangoConfig | None = None
@@ -63,10 +68,23 @@ def load_config() -> DjangoConfig:
     objects = {name: _callable(name, options.pop(name)) for name in _CALLABLE_OPTIONS
                if name in options}
     try:
-        settings = Settings.load(django=options, overrides=objects)
+        configured = load_configured(django=options, overrides=objects)
     except ConfigError as error:
         raise ImproperlyConfigured(str(error)) from error
-    return DjangoConfig(settings=settings, registry=registry)
+    # The callables came from the Django settings too, not from keyword arguments.
+    origins = {**configured.origins, **{name: _location(name) for name in objects}}
+    return DjangoConfig(configured=Configured(configured.settings, origins), registry=registry)
+
+
+def bind_config(who: str) -> DjangoConfig:
+    """The project's configuration, with its registry bound to it; a conflict with another
+    configuration of that registry raises ``ImproperlyConfigured`` naming both."""
+    config = get_config()
+    try:
+        bind(config.registry, config.configured, who)
+    except ConfigError as error:
+        raise ImproperlyConfigured(str(error)) from error
+    return config
 
 
 def _location(key: str) -> str:

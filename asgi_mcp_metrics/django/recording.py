@@ -21,9 +21,9 @@ from typing import Any
 from django.http import HttpRequest, HttpResponseBase, StreamingHttpResponse
 from prometheus_client import CollectorRegistry
 
+from .._binding import get_recorder
 from ..config import Settings
 from ..http_record import HttpMetrics, HttpRecord
-from ..recorder import get_recorder
 from ..routing import ROUTE_KEY
 from .routes import request_route
 

@@ -1,18 +1,24 @@
-"""``path("", include("asgi_mcp_metrics.django.urls"))``: the endpoint at ``metrics_path``.
+"""``path("", include("asgi_mcp_metrics.django.urls"))``: the endpoint at ``metrics_path`` and
+the operator surfaces that are on, at their paths (``docs/surfaces.md``).
 
-The path is read from ``settings.ASGI_MCP_METRICS["metrics_path"]`` when the URLconf is first
-imported.  The exact path is served, without a redirect to a trailing slash.
+The paths are read from ``settings.ASGI_MCP_METRICS`` when the URLconf is first imported.  The
+exact paths are served, without a redirect to a trailing slash.
 """
 
 from __future__ import annotations
 
 from django.urls import path
 
+from ..surfaces.paths import SurfacePaths
 from . import views
 from .conf import get_config
 
 app_name = "asgi_mcp_metrics"
 
+_settings = get_config().settings
+
 urlpatterns = [
-    path(get_config().settings.metrics_path.removeprefix("/"), views.metrics, name="metrics"),
+    path(_settings.metrics_path.removeprefix("/"), views.metrics, name="metrics"),
+    *(path(route.removeprefix("/"), views.surface, {"surface": name}, name=f"metrics_{name}")
+      for name, route in SurfacePaths.of(_settings).items()),
 ]

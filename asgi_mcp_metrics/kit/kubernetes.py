@@ -37,13 +37,18 @@ def _relabelings(o: MonitorOptions) -> list[dict[str, Any]]:
     return [yaml.Ordered(sourceLabels=[meta], targetLabel="variant", action="replace")]
 
 
+def metadata(name: str, k8s_namespace: str, labels: Mapping[str, str]) -> dict[str, Any]:
+    """An object's ``metadata``: its name, and its namespace and labels when given."""
+    result: dict[str, Any] = yaml.Ordered(name=name)
+    if k8s_namespace:
+        result["namespace"] = k8s_namespace
+    if labels:
+        result["labels"] = dict(labels)
+    return result
+
+
 def _metadata(o: MonitorOptions) -> dict[str, Any]:
-    metadata: dict[str, Any] = yaml.Ordered(name=o.service)
-    if o.k8s_namespace:
-        metadata["namespace"] = o.k8s_namespace
-    if o.labels:
-        metadata["labels"] = dict(o.labels)
-    return metadata
+    return metadata(o.service, o.k8s_namespace, o.labels)
 
 
 def _endpoint(o: MonitorOptions) -> dict[str, Any]:

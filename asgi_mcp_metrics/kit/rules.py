@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import yaml
+from . import kubernetes, yaml
 from .promql import Queries
 
 RUNBOOK_URL = ("https://github.com/asgi-mcp-metrics/asgi-mcp-metrics/blob/main/docs/runbook.md")
@@ -235,11 +235,7 @@ def rule_file(o: RuleOptions) -> dict[str, Any]:
 
 
 def prometheus_rule(o: RuleOptions) -> dict[str, Any]:
-    metadata: dict[str, Any] = yaml.Ordered(name=o.name)
-    if o.k8s_namespace:
-        metadata["namespace"] = o.k8s_namespace
-    if o.labels:
-        metadata["labels"] = dict(o.labels)
+    metadata = kubernetes.metadata(o.name, o.k8s_namespace, o.labels)
     return yaml.Ordered(apiVersion="monitoring.coreos.com/v1", kind="PrometheusRule",
                         metadata=metadata, spec={"groups": groups(o)})
 

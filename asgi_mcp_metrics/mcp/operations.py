@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
 OPERATION: Final = "mcp_server_operation_duration_seconds"
 TOOL_CALLS: Final = "mcp_tool_calls_total"
+TOOL_DURATION: Final = "mcp_tool_call_duration_seconds"
 
 OK: Final = "ok"
 TOOL_ERROR: Final = "tool_error"

@@ -12,7 +12,15 @@ from typing import TYPE_CHECKING, Final
 
 from ..declared_tools import is_declared_tool
 from ..identity import identity_label
-from .operations import INPUT_REQUIRED, OK, OPERATION, REJECTED, TOOL_CALLS, Operation
+from .operations import (
+    INPUT_REQUIRED,
+    OK,
+    OPERATION,
+    REJECTED,
+    TOOL_CALLS,
+    TOOL_DURATION,
+    Operation,
+)
 from .wire.vocabulary import OTHER, method_label
 
 if TYPE_CHECKING:
@@ -26,7 +34,8 @@ class McpRecording:
 
     __slots__ = ("_duration", "_notifications", "_parse_limits", "_protocol_errors",
                  "_requests", "_sessions_active", "_sessions_duration", "_sessions_ended",
-                 "_sessions_not_found", "_sessions_started", "_tool_calls", "identity_on",
+                 "_sessions_not_found", "_sessions_started", "_tool_calls", "_tool_duration",
+                 "identity_on",
                  "recorder")
 
     def __init__(self, recorder: Recorder, *, identity_on: bool = True) -> None:
@@ -35,6 +44,7 @@ class McpRecording:
         self._duration = recorder[OPERATION]
         self._requests = recorder["mcp_server_requests_total"]
         self._tool_calls = recorder[TOOL_CALLS]
+        self._tool_duration = recorder[TOOL_DURATION]
         self._notifications = recorder["mcp_server_notifications_total"]
         self._protocol_errors = recorder["mcp_server_protocol_errors_total"]
         self._parse_limits = recorder.parse_limits
@@ -94,14 +104,16 @@ class McpRecording:
             tool = recorder.tool_label(op.tool, OPERATION) if op.tool else OTHER
         elif op.prompt is not None:
             prompt = recorder.prompt_label(op.prompt, OPERATION)
+        elapsed = ended - op.started
         # A subscription lasts as long as its stream, which the stream metrics measure.
         if op.method != "subscriptions/listen":
-            self._duration.labels(op.method, tool, prompt, error_type, op.version).observe(
-                ended - op.started)
-        # A tool declared with @instrument_tool is counted by its decorator, which knows the
-        # backend and whether the handler raised; counting it here too would count it twice.
+            self._duration.labels(op.method, tool, prompt, error_type, op.version).observe(elapsed)
+        # A tool declared with @instrument_tool is counted and timed by its decorator, which
+        # knows the backend and whether the handler raised; recording it here too would count
+        # it twice.  Every other tool call is counted and timed here, once.
         if op.tool is not None and not is_declared_tool(op.tool):
             self._tool_calls.labels(tool, "", outcome, op.identity).inc()
+            self._tool_duration.labels(tool, "", outcome).observe(elapsed)
         return True
 
     # -- everything else ------------------------------------------------------------------------

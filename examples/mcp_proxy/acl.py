@@ -8,7 +8,7 @@ from fnmatch import fnmatchcase
 
 from prometheus_client import CollectorRegistry
 
-from asgi_mcp_metrics.decorators import instrument_acl
+from asgi_mcp_metrics import instrument_acl
 
 
 class AccessDenied(PermissionError):

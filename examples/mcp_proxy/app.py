@@ -40,9 +40,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Mount, Route
 
-from asgi_mcp_metrics.decorators import instrument_tool
-from asgi_mcp_metrics.identity import current_identity, use_identity
-from asgi_mcp_metrics.llm import LLMMetrics
+from asgi_mcp_metrics import LLMMetrics, current_identity, instrument_tool, use_identity
 from asgi_mcp_metrics.starlette import instrument
 
 from .acl import AccessDenied, AccessPolicy

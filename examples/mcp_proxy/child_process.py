@@ -15,7 +15,7 @@ import mcp_types as types
 from mcp.client._transport import TransportStreams
 from mcp.shared.message import SessionMessage
 
-from asgi_mcp_metrics.backends import BackendMonitor
+from asgi_mcp_metrics import BackendMonitor
 
 #: How long a child gets to exit after its stdin is closed before it is terminated.
 EXIT_GRACE_SECONDS = 5.0

@@ -20,8 +20,7 @@ from mcp import Client
 from mcp_types import Tool
 from prometheus_client import CollectorRegistry
 
-from asgi_mcp_metrics.backends import BackendMonitor
-from asgi_mcp_metrics.sdk_adapter import instrument_client_session
+from asgi_mcp_metrics import BackendMonitor, instrument_client_session
 
 from .child_process import child_process
 

@@ -18,6 +18,7 @@ from django.conf import settings as django_settings  # noqa: E402
 from django.test import Client, override_settings  # noqa: E402
 
 from tests.django.support import (  # noqa: E402
+    DURATION,
     metrics_settings,
 )
 
@@ -77,3 +78,62 @@ def test_no_setting_means_defaults() -> None:
         config = load_config()
     assert config.settings == Settings()
     assert config.registry is None
+
+
+def test_ready_binds_the_registry_and_takes_over_what_came_before(
+        registry: CollectorRegistry) -> None:
+    """Monitors and LLM metrics created at import time, before ``ready()``, join the binding
+    Django's settings configure; the site answers exactly as without the library."""
+    from django.apps import apps
+
+    from asgi_mcp_metrics import BackendMonitor, LLMMetrics
+    from asgi_mcp_metrics._binding import bound_slots
+
+    paths = ("/items/3", "/items/404", "/api/legacy/7/", "/nowhere")
+    with override_settings(MIDDLEWARE=["django.middleware.common.CommonMiddleware"]):
+        bare = [_answer(Client().get(path)) for path in paths]
+
+    LLMMetrics(registry=registry).set_build_info("1.2.0", "3f2c1ab", variant="canary")
+    monitor = BackendMonitor("db", registry=registry)
+    assert value(registry, "mcp_backend_up", backend="db", transport="") == 0
+    with metrics_settings(registry, constant_labels={"variant": "canary"}):
+        apps.get_app_config("asgi_mcp_metrics").ready()
+        [slot] = bound_slots(registry)
+        assert slot.who == "the asgi_mcp_metrics.django app config (ready())"
+        assert not slot.provisional
+        assert monitor._binding.recorder is slot.recorder
+        assert value(registry, "mcp_backend_up", backend="db", transport="",
+                     variant="canary") == 0
+        assert value(registry, "build_info", version="1.2.0", commit="3f2c1ab",
+                     variant="canary") == 1
+        assert [_answer(Client().get(path)) for path in paths] == bare
+    assert value(registry, DURATION, http_request_method="GET", http_route="/items/{id}",
+                 http_response_status_code="200", error_type="", variant="canary") == 1
+    assert value(registry, DURATION, http_request_method="GET", http_route="/items/{id}",
+                 http_response_status_code="404", error_type="", variant="canary") == 1
+
+
+def test_ready_raises_when_the_registry_was_configured_otherwise(
+        registry: CollectorRegistry) -> None:
+    from django.apps import apps
+    from django.core.exceptions import ImproperlyConfigured
+
+    from asgi_mcp_metrics import MetricsMiddleware
+
+    MetricsMiddleware(_bare_asgi, registry=registry, namespace="shop")
+    with metrics_settings(registry, namespace="shop", max_identities=3), \
+            pytest.raises(ImproperlyConfigured, match=(
+                r"^the asgi_mcp_metrics.django app config \(ready\(\)\): max_identities: .* "
+                r"configured by MetricsMiddleware\(\) at .*test_conf.py:\d+ with "
+                r"max_identities=50 \(from max_identities \(default\)\); this configuration "
+                r"asks for max_identities=3 \(from ASGI_MCP_METRICS\['max_identities'\] "
+                r"\(Django settings\)\)")):
+        apps.get_app_config("asgi_mcp_metrics").ready()
+
+
+async def _bare_asgi(scope: Any, receive: Any, send: Any) -> None:
+    raise AssertionError("never called")  # pragma: no cover
+
+
+def _answer(response: Any) -> tuple[int, list[tuple[str, str]], bytes]:
+    return response.status_code, sorted(response.items()), response.content

@@ -22,6 +22,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import httpx
 import uvicorn
 from prometheus_client import CollectorRegistry
 
@@ -174,5 +175,35 @@ def wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
         time.sleep(0.01)
 
 
+def answers(url: str) -> bool:
+    """``url`` answers 200 (a server started in another process is up)."""
+    try:
+        return httpx.get(url, timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
 def gauges_idle(registry: CollectorRegistry) -> bool:
     return all(total(registry, name) == 0 for name in ACTIVE_GAUGES)
+
+
+DEMO = Path(__file__).resolve().parents[2] / "examples" / "demo.py"
+
+
+@contextmanager
+def demo(duration: float) -> Iterator[tuple[int, list[str]]]:
+    """Run ``examples/demo.py`` on a free port; yields the port and the lines it printed up to
+    and including the MCP endpoint's address."""
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, str(DEMO), "--port", str(port), "--duration",
+                             str(duration)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, cwd=DEMO.parents[1])
+    try:
+        assert proc.stdout is not None
+        printed = [proc.stdout.readline()]
+        while printed[-1] and not printed[-1].startswith("MCP endpoint:"):
+            printed.append(proc.stdout.readline())
+        yield port, printed
+    finally:
+        proc.terminate()
+        proc.wait(15)

@@ -2,21 +2,16 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from ..promtool import check_metrics
-from .servers import free_port
+from .servers import demo
 
 pytestmark = pytest.mark.e2e
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def scrape(url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -35,16 +30,8 @@ def value(samples: dict[tuple[str, tuple[tuple[str, str], ...]], float], name: s
 
 
 def test_demo_serves_tool_metrics_within_seconds() -> None:
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, str(ROOT / "examples" / "demo.py"), "--port",
-                             str(port), "--duration", "30"], stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, cwd=ROOT)
-    try:
-        assert proc.stdout is not None
-        first = proc.stdout.readline()
-        while first and not first.startswith("MCP endpoint:"):
-            first = proc.stdout.readline()
-        assert first.startswith("MCP endpoint: http://127.0.0.1:"), first
+    with demo(30) as (port, printed):
+        assert printed[-1].startswith("MCP endpoint: http://127.0.0.1:"), printed
         url = f"http://127.0.0.1:{port}/metrics"
         deadline = time.monotonic() + 20
         samples = scrape(url)
@@ -63,6 +50,3 @@ def test_demo_serves_tool_metrics_within_seconds() -> None:
         assert value(samples, "http_server_streams_total", http_route="/ticks",
                      end_reason="completed") == 1
         check_metrics(httpx.get(url, timeout=5).content)
-    finally:
-        proc.terminate()
-        proc.wait(15)

@@ -14,7 +14,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 
 from asgi_mcp_metrics import MetricsMiddleware, declared_tools
 from tests.asgi import call, http_scope, total, value
-from tests.helpers import tool_calls
+from tests.helpers import FakeClock, tool_calls
 from tests.mcp.wire_server import (
     ACCEPT_BOTH,
     JSON_TYPE,
@@ -200,3 +200,24 @@ async def test_prompt_names_are_labels_only_when_known(registry: CollectorRegist
     assert operations(registry, "prompts/get", prompt="_OTHER", error_type="-32602") == 1
     assert operations(registry, "prompts/get", prompt="unlisted-but-real") == 1
     assert value(registry, OVERFLOW, metric=OPERATION, label="gen_ai_prompt_name") == 1
+
+
+async def test_undecorated_tool_calls_are_timed_on_the_wire_once(
+        registry: CollectorRegistry, clock: FakeClock) -> None:
+    mw = instrument(registry, FakeServer(mcp_handler(tick=clock, seconds=0.03)))
+    await handshake_tools(mw)
+    await post(mw, dumps(request("tools/call", 1, name="add")))
+    await post(mw, dumps(request("tools/call", 2, name="add")))
+    duration = {"gen_ai_tool_name": "add", "backend": "", "outcome": "ok"}
+    assert tool_calls(registry, "add", "ok") == 2
+    assert value(registry, "mcp_tool_call_duration_seconds_count", **duration) == 2
+    assert value(registry, "mcp_tool_call_duration_seconds_bucket", le="0.02", **duration) == 0
+    assert value(registry, "mcp_tool_call_duration_seconds_bucket", le="0.05", **duration) == 2
+    assert value(registry, "mcp_tool_call_duration_seconds_sum", **duration) == \
+        pytest.approx(0.06)
+    # A declared tool is timed by its decorator only: the wire adds nothing.
+    declared_tools.declare_tool("add")
+    await post(mw, dumps(request("tools/call", 3, name="add")))
+    assert operations(registry, "tools/call", tool="add") == 3
+    assert value(registry, "mcp_tool_call_duration_seconds_count", **duration) == 2
+    assert tool_calls(registry, "add", "ok") == 2

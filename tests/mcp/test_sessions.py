@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry
 
+from asgi_mcp_metrics._binding import get_recorder
 from asgi_mcp_metrics.catalog import BY_NAME
 from asgi_mcp_metrics.config import Settings
 from asgi_mcp_metrics.mcp import sessions as sessions_module
 from asgi_mcp_metrics.mcp.recording import McpRecording
 from asgi_mcp_metrics.mcp.sessions import IDLE_TIMEOUT, Sessions
 from asgi_mcp_metrics.mcp.wire.vocabulary import SESSION_END_REASONS
-from asgi_mcp_metrics.recorder import get_recorder
 from tests.asgi import total, value
 
 STREAMABLE = "streamable_http"
