@@ -223,6 +223,13 @@ def render(settings: Settings, mcp_parsing: str, out: Collected) -> None:
         f"so renders slower than 5 ms move to a worker thread), median of "
         f"{settings.render_repeats} scrapes per format; {_clock_words(settings.clock)}.\n\n"
         + report.render_table(results))
+    for encoder in results.encoders:
+        out.targets.append(report.Target(
+            f"exposition encoder, {encoder.format}", ">= 3x faster than prometheus_client, "
+            "same bytes", f"{encoder.speedup:.1f}x ({encoder.ours_ms:.1f} ms against "
+            f"{encoder.reference_ms:.1f} ms); middle half {encoder.spread[0]:.1f} - "
+            f"{encoder.spread[1]:.1f}x", report.verdict(encoder.speedup, encoder.spread,
+                                                        at_least=3)))
 
 
 def _prepare_mcp(servers: Sequence[Server], era: str) -> None:

@@ -33,9 +33,9 @@ from prometheus_client.openmetrics.exposition import generate_latest as generate
 from prometheus_client.registry import Collector
 
 from asgi_mcp_metrics import MetricsMiddleware
+from asgi_mcp_metrics._binding import library_metrics
 from asgi_mcp_metrics.encoder import OPENMETRICS, TEXT, encode, fast_format
 from asgi_mcp_metrics.exposition import render
-from asgi_mcp_metrics._binding import library_metrics
 
 OPENMETRICS_ACCEPT = "application/openmetrics-text; version=1.0.0"
 
