@@ -349,6 +349,14 @@ def refresh_callbacks(registry: object) -> None:
         slot.recorder.refresh()
 
 
+def library_metrics(registry: object) -> frozenset[Any]:
+    """The metric objects the recorders on ``registry`` built (for the exposition encoder)."""
+    if not isinstance(registry, CollectorRegistry):
+        return frozenset()
+    return frozenset(family.metric for slot in bound_slots(registry)
+                     for family in slot.recorder.families.values())
+
+
 def bound_slots(registry: CollectorRegistry) -> Iterable[Slot]:
     """The bindings of ``registry`` (for tests and diagnostics)."""
     with _lock:

@@ -26,8 +26,9 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
 from . import multiprocess
-from ._binding import refresh_callbacks
+from ._binding import library_metrics, refresh_callbacks
 from .config import AuthCheck, Settings, configure
+from .encoder import encode, fast_format
 from .types import Receive, Scope, Send
 
 if TYPE_CHECKING:
@@ -38,6 +39,9 @@ if TYPE_CHECKING:
 __all__ = ["AuthResult", "Exposition", "MetricsEndpoint", "authorize", "render", "scrape_source"]
 
 logger = logging.getLogger(__name__)
+
+#: zlib's own default: a 10k-line body compresses in a quarter of level 9's time, 12 % larger.
+GZIP_LEVEL = 6
 
 
 REALM = "metrics"
@@ -169,16 +173,23 @@ def render(
                                            refresh_callbacks(registry))
     source: Collector = registry if merged is None else merged
     encoder, content_type = choose_encoder(accept)
-    if names or not created_series:
-        source = _Samples(source, frozenset(names) or None, created_series)
-    body = encoder(source)
+    fmt = fast_format(encoder)
+    if merged is None and not names and fmt is not None and isinstance(registry,
+                                                                        CollectorRegistry):
+        body = encode(registry, fmt, library_metrics(registry), encoder,
+                      created=created_series,
+                      wrap=None if created_series else lambda c: _Samples(c, None, False))
+    else:
+        if names or not created_series:
+            source = _Samples(source, frozenset(names) or None, created_series)
+        body = encoder(source)
     headers = [
         (b"content-type", content_type.encode("ascii")),
         (b"cache-control", b"no-cache"),
         (b"vary", b"Accept, Accept-Encoding" if gzip else b"Accept"),
     ]
     if gzip and _accepts_gzip(accept_encoding):
-        body = gzip_module.compress(body)
+        body = gzip_module.compress(body, compresslevel=GZIP_LEVEL)
         headers.append((b"content-encoding", b"gzip"))
     headers.append((b"content-length", str(len(body)).encode("ascii")))
     return Exposition(200, headers, body)

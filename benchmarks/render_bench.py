@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import statistics
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.exposition import choose_encoder
 from starlette.applications import Starlette
 from starlette.requests import Request as StarletteRequest
 from starlette.responses import Response
@@ -51,11 +53,24 @@ class RenderRow:
 
 
 @dataclass(frozen=True)
+class EncoderRow:
+    """The library's encoder against prometheus_client's on the same registry, interleaved."""
+
+    format: str
+    ours_ms: float
+    reference_ms: float
+    speedup: float
+    spread: tuple[float, float]
+    """Middle half of the per-repeat speed-ups."""
+
+
+@dataclass(frozen=True)
 class RenderResults:
     routes: int
     label_sets: int
     series: int
     rows: list[RenderRow]
+    encoders: list[EncoderRow]
 
 
 async def fill_registry(target_series: int, mcp_parsing: str,
@@ -128,4 +143,41 @@ async def run_render(*, target_series: int, repeats: int, mcp_parsing: str,
         times.append(now() - started)
     rows.append(RenderRow("reference: prometheus_client `generate_latest()` alone",
                           statistics.median(times) * 1000, len(body)))
-    return RenderResults(routes, label_sets, series, rows)
+    return RenderResults(routes, label_sets, series, rows,
+                         compare_encoders(registry, repeats=repeats, now=now))
+
+
+def compare_encoders(registry: CollectorRegistry, *, repeats: int,
+                     now: Callable[[], float]) -> list[EncoderRow]:
+    """The exposition core's render against prometheus_client's encoder, alternating, for
+    each format; fails unless both give the same bytes."""
+    from asgi_mcp_metrics.exposition import render
+
+    rows = []
+    for title, accept in (("Prometheus text 0.0.4", ""),
+                          ("OpenMetrics 1.0", "application/openmetrics-text; version=1.0.0")):
+        reference, _ = choose_encoder(accept)
+
+        def ours(accept: str = accept) -> bytes:
+            return render(registry, accept=accept, accept_encoding="", names=[],
+                          gzip=False).body
+
+        def theirs(reference: Callable[[CollectorRegistry], bytes] = reference) -> bytes:
+            return reference(registry)
+
+        if ours() != theirs():
+            raise UnexpectedReply(f"{title}: the encoder's output differs from prometheus_client's")
+        ours_times, reference_times = [], []
+        for _ in range(repeats):
+            for encode, times in ((ours, ours_times),
+                                  (theirs, reference_times)):
+                started = now()
+                encode()
+                times.append(now() - started)
+        ratios = sorted(r / o for o, r in zip(ours_times, reference_times, strict=True))
+        quarter = len(ratios) // 4
+        rows.append(EncoderRow(title, statistics.median(ours_times) * 1000,
+                               statistics.median(reference_times) * 1000,
+                               statistics.median(ratios),
+                               (ratios[quarter], ratios[-1 - quarter])))
+    return rows

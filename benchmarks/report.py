@@ -139,6 +139,14 @@ def render_table(results: RenderResults) -> str:
              "| format | median render (ms) | body (bytes) |", "|---|---:|---:|"]
     for row in results.rows:
         lines.append(f"| {row.format} | {row.median_ms:.1f} | {row.body_bytes:,} |")
+    lines += ["", "The exposition core's encoder against `prometheus_client`'s on the same "
+              "registry, alternating, same bytes checked:", "",
+              "| format | asgi_mcp_metrics (ms) | prometheus_client (ms) | speed-up | "
+              "middle half |", "|---|---:|---:|---:|---:|"]
+    for encoder in results.encoders:
+        lines.append(f"| {encoder.format} | {encoder.ours_ms:.1f} | {encoder.reference_ms:.1f} "
+                     f"| {encoder.speedup:.1f}x | {encoder.spread[0]:.1f} - "
+                     f"{encoder.spread[1]:.1f}x |")
     return "\n".join(lines)
 
 

@@ -49,6 +49,7 @@ from mcp_app import (
     tools_list,
 )
 from render_bench import RenderResults, run_render
+from scrape_load import run_scrape_load
 from server_load import (
     Load,
     Server,
@@ -66,7 +67,7 @@ from server_load import verify as verify_load
 
 START_MARKER = "<!-- benchmark-results:start -->"
 END_MARKER = "<!-- benchmark-results:end -->"
-PARTS = ("inprocess", "mcp", "render", "server")
+PARTS = ("inprocess", "mcp", "render", "scrape", "server")
 
 
 @dataclass(frozen=True)
@@ -223,6 +224,37 @@ def render(settings: Settings, mcp_parsing: str, out: Collected) -> None:
         f"so renders slower than 5 ms move to a worker thread), median of "
         f"{settings.render_repeats} scrapes per format; {_clock_words(settings.clock)}.\n\n"
         + report.render_table(results))
+    for encoder in results.encoders:
+        out.targets.append(report.Target(
+            f"exposition encoder, {encoder.format}", ">= 3x faster than prometheus_client, "
+            "same bytes", f"{encoder.speedup:.1f}x ({encoder.ours_ms:.1f} ms against "
+            f"{encoder.reference_ms:.1f} ms); middle half {encoder.spread[0]:.1f} - "
+            f"{encoder.spread[1]:.1f}x", report.verdict(encoder.speedup, encoder.spread,
+                                                        at_least=3)))
+
+
+def scrape_while_serving(settings: Settings, out: Collected) -> None:
+    _progress("uvicorn: a plain route's latency with and without a scrape a second")
+    rounds, seconds = (2, 3.0) if settings.render_repeats < 10 else (6, 5.0)
+    results = run_scrape_load(rounds=rounds, seconds=seconds, connections=4,
+                              stack=settings.stack)
+    quiet, scraped = results.p99_ms(False), results.p99_ms(True)
+    rise = scraped / quiet - 1
+    low, high = results.rise_spread()
+    out.sections.append(
+        "## A plain route while `/metrics` is scraped\n\n"
+        f"One uvicorn process; `GET /items/42` on 4 connections, {rounds} rounds of "
+        f"{seconds:.0f} s with a scrape a second (gzip-compressed OpenMetrics of a "
+        f"{results.series:,}-line registry in the same process, {results.scrapes} scrapes in "
+        "all) and as many without, alternating in a shuffled order; medians over rounds.\n\n"
+        "| | p50 (ms) | p99 (ms) |\n|---|---:|---:|\n"
+        f"| no scrape | {results.p50_ms(False):.2f} | {quiet:.2f} |\n"
+        f"| a scrape a second | {results.p50_ms(True):.2f} | {scraped:.2f} |")
+    out.targets.append(report.Target(
+        "plain route's p99 while scraped once a second", "rises by <= 20 %",
+        f"{quiet:.2f} ms without, {scraped:.2f} ms with: {100 * rise:+.0f} %; paired rounds' "
+        f"middle half {100 * low:+.0f} - {100 * high:+.0f} %",
+        report.verdict(rise, (low, high), at_most=0.2)))
 
 
 def _prepare_mcp(servers: Sequence[Server], era: str) -> None:
@@ -348,6 +380,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         in_process_mcp(settings, arguments.mcp_parsing, out)
     if "render" in parts:
         render(settings, arguments.mcp_parsing, out)
+    if "scrape" in parts:
+        scrape_while_serving(settings, out)
     if "server" in parts:
         under_uvicorn(settings, arguments.mcp_parsing, out)
     minutes = (time.monotonic() - started) / 60

@@ -1,13 +1,16 @@
 """The app factory uvicorn imports in each benchmark server process.
 
 ``uvicorn serve:app_from_environment --factory --app-dir benchmarks`` builds the variant named
-by ``BENCH_VARIANT`` of the app named by ``BENCH_APP`` (``plain`` or ``mcp``).  One outer path,
+by ``BENCH_VARIANT`` of the app named by ``BENCH_APP`` (``plain``, ``mcp``, or ``scrape``: the
+plain app with ``/metrics`` over a registry of ten thousand lines).  One outer path,
 :data:`RECORDED_PATH`, answers how many requests the variant has recorded so far; it sits in
 front of every variant, the bare one included, so it costs them all the same string compare.
 """
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import json
 import os
 
@@ -24,11 +27,15 @@ MCP_PARSING_ENV = "BENCH_MCP_PARSING"
 class RecordedProbe:
     """Answers :data:`RECORDED_PATH` itself and passes everything else to the variant."""
 
-    def __init__(self, variant: Variant) -> None:
+    def __init__(self, variant: Variant, metrics: ASGIApp | None = None) -> None:
         self.variant = variant
         self.app: ASGIApp = variant.app
+        self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.metrics is not None and scope["type"] == "http" and scope["path"] == "/metrics":
+            await self.metrics(scope, receive, send)
+            return
         if scope["type"] != "http" or scope["path"] != RECORDED_PATH:
             await self.app(scope, receive, send)
             return
@@ -41,14 +48,32 @@ class RecordedProbe:
         await send({"type": "http.response.body", "body": body})
 
 
+#: How many sample lines the registry behind ``/metrics`` holds in the ``scrape`` app.
+SCRAPE_SERIES = 10_000
+
+
+def scraped_registry() -> ASGIApp:
+    """A ``MetricsEndpoint`` over a registry of :data:`SCRAPE_SERIES` lines, default settings."""
+    from asgi_mcp_metrics import MetricsEndpoint
+    from render_bench import fill_registry
+
+    # The factory runs inside uvicorn's event loop: fill the registry on a loop of its own.
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        registry, _ = pool.submit(asyncio.run, fill_registry(SCRAPE_SERIES, "full")).result()
+    endpoint: ASGIApp = MetricsEndpoint(registry=registry)
+    return endpoint
+
+
 def app_from_environment() -> ASGIApp:
     kind = os.environ[APP_ENV]
     name = os.environ[VARIANT_ENV]
     mcp_parsing = os.environ.get(MCP_PARSING_ENV, "full")
     if kind == "plain":
         variant = build_variant(name, mcp_parsing=mcp_parsing)
+    elif kind == "scrape":
+        return RecordedProbe(build_variant(name, mcp_parsing=mcp_parsing), scraped_registry())
     elif kind == "mcp":
         variant = build_mcp_variant(name, mcp_parsing=mcp_parsing)
     else:
-        raise ValueError(f"{APP_ENV} must be 'plain' or 'mcp', got {kind!r}")
+        raise ValueError(f"{APP_ENV} must be 'plain', 'scrape' or 'mcp', got {kind!r}")
     return RecordedProbe(variant)

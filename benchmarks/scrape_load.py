@@ -1,0 +1,122 @@
+"""A plain route's latency while ``/metrics`` is scraped once a second, against no scraping.
+
+One uvicorn process serves the instrumented app and, on ``/metrics``, a
+:class:`~asgi_mcp_metrics.MetricsEndpoint` over a registry of about ten thousand sample lines
+(filled as :mod:`render_bench` fills it), in the same process, so every scrape competes with
+the requests for the event loop and the GIL.  The load generator drives ``GET /items/42``;
+rounds with a scraper (one ``GET /metrics`` a second, asking for gzip-compressed OpenMetrics as a
+Prometheus server does) and rounds without alternate in a shuffled order, and the tables give
+the median over rounds of each round's p50 and p99 latency.
+"""
+
+from __future__ import annotations
+
+import http.client
+import random
+import statistics
+import threading
+from dataclasses import dataclass
+
+from server_load import (
+    HOST,
+    Load,
+    LoadError,
+    RunResult,
+    Stack,
+    load_once,
+    running_servers,
+)
+
+SCRAPE_PATH = "/metrics"
+ITEMS = Load("/items/42")
+SCRAPE_HEADERS = {"Accept": "application/openmetrics-text; version=1.0.0",
+                  "Accept-Encoding": "gzip"}
+
+
+@dataclass(frozen=True)
+class ScrapeResults:
+    rounds: int
+    seconds: float
+    series: int
+    scrapes: int
+    quiet: list[RunResult]
+    scraped: list[RunResult]
+
+    @staticmethod
+    def _median(runs: list[RunResult], attribute: str) -> float:
+        return statistics.median(getattr(run, attribute) for run in runs)
+
+    def p99_ms(self, scraped: bool) -> float:
+        return self._median(self.scraped if scraped else self.quiet, "p99_us") / 1000
+
+    def p50_ms(self, scraped: bool) -> float:
+        return self._median(self.scraped if scraped else self.quiet, "p50_us") / 1000
+
+    def rise_spread(self) -> tuple[float, float]:
+        """Lowest and highest p99 ratio of a scraped round to its neighbouring quiet round."""
+        ratios = sorted(s.p99_us / q.p99_us for s, q in zip(self.scraped, self.quiet,
+                                                             strict=True))
+        quarter = len(ratios) // 4
+        return ratios[quarter] - 1, ratios[-1 - quarter] - 1
+
+
+class Scraper(threading.Thread):
+    """``GET /metrics`` once a second until stopped; counts the scrapes and their series."""
+
+    def __init__(self, port: int) -> None:
+        super().__init__(daemon=True)
+        self.port = port
+        self.stop = threading.Event()
+        self.scrapes = 0
+        self.failure: str | None = None
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            connection = http.client.HTTPConnection(HOST, self.port, timeout=30)
+            try:
+                connection.request("GET", SCRAPE_PATH, headers=SCRAPE_HEADERS)
+                response = connection.getresponse()
+                response.read()
+                if response.status != 200:
+                    self.failure = f"/metrics answered {response.status}"
+                    return
+                self.scrapes += 1
+            except OSError as error:
+                self.failure = str(error)
+                return
+            finally:
+                connection.close()
+            self.stop.wait(1.0)
+
+
+def run_scrape_load(*, rounds: int, seconds: float, connections: int, stack: Stack,
+                    seed: int = 7) -> ScrapeResults:
+    from serve import SCRAPE_SERIES
+
+    with running_servers("scrape", ["asgi_mcp_metrics"], "full", stack) as servers:
+        server = servers[0]
+        load_once(server, ITEMS, connections=connections, seconds=1.0)  # warm-up
+        quiet: list[RunResult] = []
+        scraped: list[RunResult] = []
+        scrapes = 0
+        order = random.Random(seed)
+        for _ in range(rounds):
+            pair = [False, True]
+            order.shuffle(pair)
+            for with_scrapes in pair:
+                if not with_scrapes:
+                    quiet.append(load_once(server, ITEMS, connections=connections,
+                                           seconds=seconds))
+                    continue
+                scraper = Scraper(server.port)
+                scraper.start()
+                try:
+                    scraped.append(load_once(server, ITEMS, connections=connections,
+                                             seconds=seconds))
+                finally:
+                    scraper.stop.set()
+                    scraper.join()
+                if scraper.failure is not None or not scraper.scrapes:
+                    raise LoadError(f"scraper: {scraper.failure or 'no scrape finished'}")
+                scrapes += scraper.scrapes
+    return ScrapeResults(rounds, seconds, SCRAPE_SERIES, scrapes, quiet, scraped)
