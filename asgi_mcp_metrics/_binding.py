@@ -350,11 +350,15 @@ def refresh_callbacks(registry: object) -> None:
 
 
 def library_metrics(registry: object) -> frozenset[Any]:
-    """The metric objects the recorders on ``registry`` built (for the exposition encoder)."""
+    """The metric objects the recorders on ``registry`` built (for the exposition encoder).
+
+    With exemplars on, a recorder's histograms are left to ``prometheus_client``'s encoder,
+    which writes the exemplars (the fast encoder renders values only)."""
     if not isinstance(registry, CollectorRegistry):
         return frozenset()
     return frozenset(family.metric for slot in bound_slots(registry)
-                     for family in slot.recorder.families.values())
+                     for family in slot.recorder.families.values()
+                     if not (slot.recorder.exemplars and family.spec.kind == "histogram"))
 
 
 def bound_slots(registry: CollectorRegistry) -> Iterable[Slot]:

@@ -6,10 +6,11 @@ import logging
 
 import pytest
 from prometheus_client import CollectorRegistry
-from prometheus_client.openmetrics.exposition import generate_latest
+from prometheus_client.openmetrics.exposition import CONTENT_TYPE_LATEST
 
 from asgi_mcp_metrics import MetricsMiddleware, instrument_tool
 from asgi_mcp_metrics._binding import get_recorder
+from asgi_mcp_metrics.exposition import render
 
 from .asgi import call, http_scope
 
@@ -23,7 +24,11 @@ async def ok(scope: object, receive: object, send: object) -> None:
 
 
 def exemplar_lines(registry: CollectorRegistry, name: str) -> list[str]:
-    text = generate_latest(registry).decode()
+    """The lines of ``name`` with an exemplar, as the exposition core serves OpenMetrics."""
+    exposition = render(registry, accept=CONTENT_TYPE_LATEST, accept_encoding="", names=(),
+                        gzip=False)
+    assert exposition.status == 200
+    text = exposition.body.decode()
     return [line for line in text.splitlines() if line.startswith(name) and " # {" in line]
 
 
