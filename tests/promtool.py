@@ -19,14 +19,22 @@ def running_in_ci() -> bool:
     return os.environ.get("CI", "").lower() not in ("", "0", "false", "no")
 
 
-def promtool_binary() -> str:
-    """promtool's path; a test without it fails in CI and skips elsewhere."""
-    promtool = shutil.which("promtool")
-    if promtool is None:
+def required_binary(name: str, install: str) -> str:
+    """``name``'s path; a test without it fails in CI and skips elsewhere."""
+    path = shutil.which(name)
+    if path is None:
         if running_in_ci():
-            pytest.fail("promtool not installed (apt-get install -y prometheus); required in CI")
-        pytest.skip("promtool not installed")
-    return promtool
+            pytest.fail(f"{name} not installed ({install}); required in CI")
+        pytest.skip(f"{name} not installed")
+    return path
+
+
+def promtool_binary() -> str:
+    return required_binary("promtool", "apt-get install -y prometheus")
+
+
+def prometheus_binary() -> str:
+    return required_binary("prometheus", "apt-get install -y prometheus")
 
 
 def check_metrics(text: bytes | str) -> None:
@@ -35,11 +43,7 @@ def check_metrics(text: bytes | str) -> None:
     promtool exits non-zero for lint findings too (a counter without ``_total``, a histogram
     without a unit suffix, ...); those are failures, because our names are meant to be clean.
     """
-    promtool = shutil.which("promtool")
-    if promtool is None:
-        if running_in_ci():
-            pytest.fail("promtool not installed (apt-get install -y prometheus); required in CI")
-        pytest.skip("promtool not installed")
+    promtool = promtool_binary()
     data = text.encode("utf-8") if isinstance(text, str) else text
     completed = subprocess.run(
         [promtool, "check", "metrics"],

@@ -20,9 +20,9 @@ import httpx
 import pytest
 from prometheus_client import CollectorRegistry
 
+from ..promtool import prometheus_binary, query, wait_for
 from .promql_docs import documented_queries
 from .servers import free_port, serve
-from .test_prometheus import prometheus_binary, query, wait_for
 from .tools import register_common_tools
 
 mcp_sdk = pytest.importorskip("mcp", reason="the mcp SDK is not installed")

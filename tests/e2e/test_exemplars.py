@@ -13,9 +13,9 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from ..docs import doc_block
+from ..promtool import prometheus_binary
 from .servers import ROOT, free_port, serve, wait_until
 from .test_mcp_wire import HANDSHAKE, make_server
-from .test_prometheus import prometheus_binary
 
 pytestmark = pytest.mark.e2e
 

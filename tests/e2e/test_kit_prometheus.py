@@ -37,8 +37,8 @@ from asgi_mcp_metrics.kit import dashboard
 from examples.mcp_proxy.app import ProxyConfig, build_proxy, default_backends
 from examples.mcp_proxy.weather_server import build_weather_app
 
+from ..promtool import prometheus_binary
 from .servers import free_port, serve
-from .test_prometheus import prometheus_binary
 from .test_proxy_example import call, client
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(400)]

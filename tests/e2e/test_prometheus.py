@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 import time
@@ -12,21 +11,12 @@ from typing import Any
 import httpx
 import pytest
 
-from ..promtool import running_in_ci
+from ..promtool import prometheus_binary
 from .servers import free_port
 
 pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def prometheus_binary() -> str:
-    binary = shutil.which("prometheus")
-    if binary is None:
-        if running_in_ci():
-            pytest.fail("prometheus not installed (apt-get install -y prometheus); required in CI")
-        pytest.skip("prometheus not installed")
-    return binary
 
 
 def query(base: str, promql: str) -> list[dict[str, Any]]:

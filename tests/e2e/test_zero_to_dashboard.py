@@ -25,8 +25,8 @@ import pytest
 
 from asgi_mcp_metrics.kit import rules
 
+from ..promtool import prometheus_binary
 from .servers import free_port
-from .test_prometheus import prometheus_binary
 
 pytestmark = pytest.mark.e2e
 
