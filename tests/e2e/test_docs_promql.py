@@ -20,9 +20,10 @@ import httpx
 import pytest
 from prometheus_client import CollectorRegistry
 
-from ..promtool import prometheus_binary, query, wait_for
+from ..promtool import prometheus_binary
 from .promql_docs import documented_queries
 from .servers import free_port, serve
+from .test_prometheus import query, wait_for
 from .tools import register_common_tools
 
 mcp_sdk = pytest.importorskip("mcp", reason="the mcp SDK is not installed")
