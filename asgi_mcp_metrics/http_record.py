@@ -34,9 +34,9 @@ class HttpMetrics:
     """The HTTP metric families of one front end, and the settings that shape its records."""
 
     __slots__ = ("active", "duration", "excluded_methods", "excluded_paths",
-                 "excluded_prefixes", "first_byte", "inflight", "recorder", "request_size",
-                 "response_size", "stream_duration", "stream_types", "streams_active",
-                 "streams_total")
+                 "excluded_prefixes", "finished", "first_byte", "inflight", "recorder",
+                 "request_size", "response_size", "stream_duration", "stream_types",
+                 "streams_active", "streams_total")
 
     def __init__(self, recorder: Recorder, settings: Settings) -> None:
         self.recorder = recorder
@@ -64,6 +64,20 @@ class HttpMetrics:
         #: The in-flight table of the operator surfaces; None when that surface is off.
         self.inflight = (recorder.inflight
                          if settings.surfaces and settings.surfaces_active else None)
+        #: ``(method, route, status, error_type)`` -> the duration and response-size children
+        #: of a finished request: one look-up per request instead of one per family.
+        self.finished: dict[tuple[str, str, str, str], tuple[Any, Any]] = {}
+
+    def finished_children(self, method: str, route: str, status: str,
+                          error_type: str) -> tuple[Any, Any]:
+        """The request-duration and response-size children of a request's outcome."""
+        key = (method, route, status, error_type)
+        children = self.finished.get(key)
+        if children is None:
+            children = (self.duration.labels(method, route, status, error_type),
+                        self.response_size.labels(method, route))
+            self.finished[key] = children
+        return children
 
     def excluded(self, method: str, path: str) -> bool:
         """Requests the settings leave unmeasured (the metrics path among them)."""
@@ -76,7 +90,8 @@ class HttpMetrics:
         """``sse`` when the response's content type is one of ``stream_content_types``."""
         if self.stream_types:
             for name, value in headers:
-                if name.lower() == b"content-type":
+                # Only a 12-byte name can be ``content-type``: most names skip lower().
+                if len(name) == 12 and name.lower() == b"content-type":
                     media = value.split(b";", 1)[0].strip().lower()
                     return "sse" if media in self.stream_types else None
         return None
@@ -172,17 +187,21 @@ class HttpRecord:
         if self.stream_kind is not None:
             self.end_stream(error, ended)
             route = self.route
+            response_size = http.response_size.labels(self.method, route)
         else:
             self.active.dec()
             route = self._route()
             status, error_type = self._outcome(error)
-            http.duration.labels(self.method, route, status, error_type).observe(
-                ended - self.started, http.recorder.exemplar())
+            duration, response_size = http.finished_children(self.method, route, status,
+                                                             error_type)
+            recorder = http.recorder
+            duration.observe(ended - self.started,
+                             recorder.exemplar() if recorder.exemplars else None)
         # Like the semantic conventions' body-size metrics, a request without a body has no
         # request size (GETs would otherwise fill the zero bucket, at a cost per request).
         if self.request_bytes:
             http.request_size.labels(self.method, route).observe(self.request_bytes)
-        http.response_size.labels(self.method, route).observe(self.response_bytes)
+        response_size.observe(self.response_bytes)
         return ended
 
     def end_stream(self, error: BaseException | None, ended: float) -> None:
