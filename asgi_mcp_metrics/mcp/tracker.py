@@ -59,7 +59,8 @@ class McpTracker:
         found = wanted_headers(scope["headers"])
         if not known and not may_be_mcp(method, found):
             return None
-        self.sessions.sweep(started)
+        if self.sessions.idle:
+            self.sessions.sweep(started)
         return McpExchange(self.policy, self.recording, self.sessions, self.endpoints, scope,
                            started, headers_from(found), known)
 
