@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import json
 import re
+from json.scanner import make_scanner
 from dataclasses import dataclass, field
+from collections.abc import Callable
 from itertools import islice
 from typing import Any, Final, Literal
 
@@ -55,7 +57,9 @@ CLIENT_INFO_META_KEY: Final = "io.modelcontextprotocol/clientInfo"
 
 _NULL_ID: Final[IdKey] = ("null", "")
 _DECODER: Final = json.JSONDecoder()
-_SCAN: Final = _DECODER.scan_once
+#: What ``json.loads`` runs under its Python layers (the C scanner where there is one).
+_SCAN: Final[Callable[[str, int], tuple[Any, int]]] = make_scanner(
+    _DECODER)  # type: ignore[arg-type]  # (the stubs type the class, not its argument)
 _SPACE: Final = re.compile(r"[ \t\n\r]*")
 
 
