@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import json
 import re
-from json.scanner import make_scanner
-from dataclasses import dataclass, field
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from itertools import islice
+from json.scanner import make_scanner
 from typing import Any, Final, Literal
 
 MessageKind = Literal["request", "notification", "response", "error"]
