@@ -25,7 +25,7 @@ _KNOWN_METHODS = frozenset(
     {"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH", "QUERY"})
 _STATUS_TEXT = {status: str(status) for status in range(100, 600)}
 _UNSEEN: Any = object()
-_Finished = tuple[HistogramWriter, HistogramWriter, HistogramWriter]
+_Finished = tuple[HistogramWriter, HistogramWriter]
 _MAX_CONTENT_TYPES = 256
 
 #: ``stream_end_reason`` values.
@@ -39,8 +39,8 @@ class HttpMetrics:
 
     __slots__ = ("active", "active_values", "duration", "excluded_methods", "excluded_paths",
                  "excluded_prefixes", "finished", "first_byte", "inflight", "kinds", "recorder",
-                 "request_size", "response_size", "stream_duration", "stream_types",
-                 "streams_active", "streams_total")
+                 "request_size", "request_sizes", "response_size", "stream_duration",
+                 "stream_types", "streams_active", "streams_total")
 
     def __init__(self, recorder: Recorder, settings: Settings) -> None:
         self.recorder = recorder
@@ -71,6 +71,8 @@ class HttpMetrics:
         #: ``(method, route, status, error_type)`` -> the duration and body-size writers of a
         #: finished request: one look-up per request instead of one per family.
         self.finished: dict[tuple[str, str, str, str], _Finished] = {}
+        #: ``(method, route)`` -> the request-size writer.
+        self.request_sizes: dict[tuple[str, str], HistogramWriter] = {}
         #: ``(method, scheme)`` -> the in-flight gauge's value (see :func:`.writers.value_of`).
         self.active_values: dict[tuple[str, str], Any] = {}
         #: Response ``Content-Type`` values seen -> their stream kind (an app sends a few).
@@ -78,16 +80,24 @@ class HttpMetrics:
 
     def finished_children(self, method: str, route: str, status: str,
                           error_type: str) -> _Finished:
-        """The request-duration, response-size and request-size writers of a request's
-        outcome."""
+        """The request-duration and response-size writers of a request's outcome."""
         key = (method, route, status, error_type)
         children = self.finished.get(key)
         if children is None:
             children = (HistogramWriter(self.duration.labels(method, route, status, error_type)),
-                        HistogramWriter(self.response_size.labels(method, route)),
-                        HistogramWriter(self.request_size.labels(method, route)))
+                        HistogramWriter(self.response_size.labels(method, route)))
             self.finished[key] = children
         return children
+
+    def request_size_writer(self, method: str, route: str) -> HistogramWriter:
+        """The request-size writer (made at the first request with a body: only those have a
+        request size, so no empty series appears for routes that never get one)."""
+        key = (method, route)
+        writer = self.request_sizes.get(key)
+        if writer is None:
+            writer = self.request_sizes[key] = HistogramWriter(
+                self.request_size.labels(method, route))
+        return writer
 
     def active_value(self, method: str, scheme: str) -> Any:
         """The in-flight gauge value of requests with this method and scheme."""
@@ -226,14 +236,14 @@ class HttpRecord:
             children = http.finished.get(key)
             if children is None:
                 children = http.finished_children(*key)
-            duration, response_size, request_size = children
+            duration, response_size = children
             recorder = http.recorder
             duration.observe(ended - self.started,
                              recorder.exemplar() if recorder.exemplars else None)
             # Like the semantic conventions' body-size metrics, a request without a body has
             # no request size (GETs would otherwise fill the zero bucket, at a cost per request).
             if self.request_bytes:
-                request_size.observe(self.request_bytes)
+                http.request_size_writer(method, route).observe(self.request_bytes)
         response_size.observe(self.response_bytes)
         return ended
 

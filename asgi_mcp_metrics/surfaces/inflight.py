@@ -96,14 +96,11 @@ def _route(record: Any, scope: Mapping[str, Any]) -> str:
 
 
 def _operations(record: Any) -> list[Any]:
-    found: list[Any] = []
-    for observer in getattr(record, "observers", ()):
-        request = getattr(observer, "request", None)
-        operations = getattr(request, "operations", None)
-        if isinstance(operations, Mapping):
-            found.extend(op for op in list(operations.values())
-                         if not getattr(op, "settled", False))
-    return found
+    request = getattr(getattr(record, "observer", None), "request", None)
+    operations = getattr(request, "operations", None)
+    if not isinstance(operations, Mapping):
+        return []
+    return [op for op in list(operations.values()) if not getattr(op, "settled", False)]
 
 
 def _operation(operation: Any, now: float) -> dict[str, Any]:
