@@ -55,7 +55,8 @@ class ExchangeObserver(Protocol):
     def response_start(self, status: int, headers: Sequence[tuple[bytes, bytes]]) -> str | None:
         """Returns a stream kind when the observer knows what this stream is."""
 
-    def response_body(self, chunk: bytes, more_body: bool) -> None: ...
+    def response_body(self, chunk: bytes, more_body: bool) -> bool:
+        """False once the observer wants nothing more of this response body."""
 
     def disconnect(self) -> None: ...
 
@@ -137,7 +138,7 @@ class MetricsMiddleware:
 class _Exchange(HttpRecord):
     """One HTTP request/response (or stream): its record, fed from the ASGI messages."""
 
-    __slots__ = ("mw", "observer", "receive", "send")
+    __slots__ = ("body_observer", "mw", "observer", "receive", "send")
 
     def __init__(self, mw: MetricsMiddleware, scope: Scope) -> None:
         HttpRecord.__init__(self, mw.http, scope)
@@ -150,6 +151,8 @@ class _Exchange(HttpRecord):
             except Exception:
                 mw.recorder.internal_error("observe")
         self.observer = observer
+        #: The observer while it reads the response body.
+        self.body_observer = observer
 
     async def run(self, receive: Receive, send: Send) -> None:
         self.receive = receive
@@ -205,18 +208,20 @@ class _Exchange(HttpRecord):
             if kind == "http.response.body":
                 body = message.get("body", b"")
                 final = not message.get("more_body", False)
-                observer = self.observer
+                observer = self.body_observer
                 if observer is not None:
-                    observer.response_body(body, not final)
+                    if not observer.response_body(body, not final):
+                        # Nothing more to read: the events that follow skip the observer.
+                        self.body_observer = None
                     if self.stream_kind is not None:
                         refined = observer.stream_kind
                         if refined is not None:
                             self.refine_stream(refined)
                 if body:
-                    if self.stream_kind is None:
+                    if self.response_bytes or self.stream_kind is None:
                         self.response_bytes += len(body)
                     else:
-                        self.response_body(len(body))
+                        self.response_body(len(body))  # a stream's first byte
             elif kind == "http.response.start":
                 self._start(message)
             elif kind in _FINAL_EXTENSIONS:

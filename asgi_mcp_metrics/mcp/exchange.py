@@ -66,7 +66,7 @@ class McpExchange:
         self.request_body: Callable[[bytes, bool], None] = self.request.feed
         self.response_start: Callable[[int, Sequence[tuple[bytes, bytes]]], str | None] = (
             self.response.start)
-        self.response_body: Callable[[bytes, bool], None] = self.response.feed
+        self.response_body: Callable[[bytes, bool], bool] = self.response.feed
         #: The session this exchange belongs to: while it lasts, the session is not idle.
         self.session_id = headers.session_id
         if self.session_id is not None:

@@ -117,7 +117,8 @@ class McpResponse:
             return None
         return "subscriptions_listen" if request.subscription else "post_response"
 
-    def feed(self, chunk: bytes, more_body: bool) -> None:
+    def feed(self, chunk: bytes, more_body: bool) -> bool:
+        """A piece of the response body; False once nothing more of it is wanted."""
         sse = self.sse
         if sse is not None:
             if chunk:
@@ -129,7 +130,7 @@ class McpResponse:
                     self.recording.parse_limit("sse_frame", "too_large",
                                                sse.overflows - overflows)
                     self.unparsed = True
-            return
+            return self.sse is not None
         buffer = self.json
         if buffer is not None:
             data = buffer.take(chunk, more_body)
@@ -140,6 +141,7 @@ class McpResponse:
                     self.unparsed = True
                 else:
                     self._answers(parse_messages(data), perf_counter(), "json_response")
+        return self.json is not None
 
     def close(self) -> None:
         """The exchange is over: drop the parsers, count a frame cut off by the end."""
