@@ -24,17 +24,18 @@ from asgi_driver import Lifespan, Reply, UnexpectedReply, call
 from mcp_app import (
     ERAS,
     MCP_BARE,
-    MCP_HTTP_ONLY,
+    MCP_PATH,
     MODERN_ERA,
     build_mcp_variant,
     build_sdk_app,
     check_tool_body,
     check_tool_result,
+    counts_every_request,
     mcp_variant_names,
     tool_call,
     tools_list,
 )
-from mcp_replay import ReplayApp, capture
+from mcp_replay import capture, replay_app
 from timing import CLOCKS, Contender, Summary, interleave, request_batch, summarize
 
 JSON_WORKLOAD = "JSON route (/items/{item_id})"
@@ -122,7 +123,8 @@ def replay_workload(era: str) -> str:
 
 
 async def run_mcp(sdk_plan: Plan, replay_plan: Plan, *, mcp_parsing: str) -> Results:
-    """``tools/call``: bare, HTTP metrics only, and with MCP parsing; real SDK and replayed."""
+    """``tools/call``: bare, HTTP metrics only, with MCP parsing, and the peers; real SDK and
+    replayed."""
     sdk = await _run_mcp_sdk(sdk_plan, mcp_parsing)
     replayed = await _run_mcp_replay(replay_plan, mcp_parsing)
     return Results({**sdk.tables, **replayed.tables}, sdk.verified + replayed.verified)
@@ -136,7 +138,7 @@ async def _list_tools(variant: Variant, era: str) -> None:
 
 
 async def _run_mcp_sdk(plan: Plan, mcp_parsing: str) -> Results:
-    names = mcp_variant_names(mcp_parsing)
+    names = mcp_variant_names(mcp_parsing, peers=True)
     variants = [build_mcp_variant(name, mcp_parsing=mcp_parsing) for name in names]
     contenders: list[Contender] = []
     async with AsyncExitStack() as stack:
@@ -172,9 +174,10 @@ async def _run_mcp_replay(plan: Plan, mcp_parsing: str) -> Results:
             if problem is not None:
                 raise UnexpectedReply(f"captured tools/call, {era}: {problem}")
             exchanges.append(called)
-    names = mcp_variant_names(mcp_parsing)
+    names = mcp_variant_names(mcp_parsing, peers=True)
     variants = [build_mcp_variant(name, mcp_parsing=mcp_parsing,
-                                  base=lambda: ReplayApp(exchanges)) for name in names]
+                                  base=lambda: replay_app(exchanges, MCP_PATH))
+                for name in names]
     for variant in variants:
         for era in ERAS:
             await _list_tools(variant, era)
@@ -190,13 +193,14 @@ async def _run_mcp_replay(plan: Plan, mcp_parsing: str) -> Results:
 
 def _verify_mcp(variants: list[Variant], contenders: list[Contender], mcp_parsing: str, *,
                 probe_calls: int, where: str) -> list[Verified]:
-    """HTTP-only variants must count every request, parsed ones every visible tools/call."""
+    """HTTP-level variants (ours with parsing off, the peers) must count every request, the
+    parsed one every visible tools/call."""
     verified = []
     for variant in variants:
         mine = [c for c in contenders if c.variant == variant.name]
         if variant.name == MCP_BARE:
             continue
-        if variant.name == MCP_HTTP_ONLY:
+        if counts_every_request(variant.name):
             # Per era: one tools/list, the probe calls, the timed calls.
             sent = sum(1 + probe_calls + c.sent for c in mine)
         else:
