@@ -8,6 +8,7 @@ recorded nothing would otherwise look wonderfully cheap.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 
@@ -74,11 +75,16 @@ def _check_json(reply: Reply) -> str | None:
     return None if reply.status == 200 and reply.body_messages == 1 else f"got {reply}"
 
 
-def _check_sse(reply: Reply) -> str | None:
-    # Ten events plus Starlette's closing empty body message.
-    if reply.status == 200 and reply.body_messages == SSE_EVENTS + 1:
-        return None
-    return f"got {reply}"
+def check_sse(events: int) -> Callable[[Reply], str | None]:
+    """A check for a stream of ``events`` events."""
+
+    def check(reply: Reply) -> str | None:
+        # The events plus Starlette's closing empty body message.
+        if reply.status == 200 and reply.body_messages == events + 1:
+            return None
+        return f"got {reply}"
+
+    return check
 
 
 async def _probe_plain(variant: Variant) -> int:
@@ -101,14 +107,15 @@ async def run_plain(plan: Plan, *, mcp_parsing: str) -> Results:
         contenders.append(Contender(JSON_WORKLOAD, variant.name,
                                     request_batch(variant.app, JSON_REQUEST, _check_json)))
         contenders.append(Contender(SSE_WORKLOAD, variant.name,
-                                    request_batch(variant.app, SSE_REQUEST, _check_sse)))
+                                    request_batch(variant.app, SSE_REQUEST,
+                                                  check_sse(SSE_EVENTS))))
     await interleave(contenders, rounds=plan.rounds, per_round=plan.per_round,
                      warmup=plan.warmup, seed=plan.seed, clock=CLOCKS[plan.clock])
     verified = []
     for variant in variants:
         sent = probes[variant.name] + sum(c.sent for c in contenders
                                           if c.variant == variant.name)
-        verified.append(_verify(variant, sent))
+        verified.append(verify(variant, sent))
     tables = {workload: summarize([c for c in contenders if c.workload == workload], BARE)
               for workload in (JSON_WORKLOAD, SSE_WORKLOAD)}
     return Results(tables, [v for v in verified if v.variant != BARE])
@@ -208,13 +215,14 @@ def _verify_mcp(variants: list[Variant], contenders: list[Contender], mcp_parsin
             visible = [era for era in ERAS if mcp_parsing != "headers_only" or era == MODERN_ERA]
             sent = sum(probe_calls + c.sent for c in mine
                        if any(c.workload.startswith(mcp_workload(era)) for era in visible))
-        checked = _verify(variant, sent)
+        checked = verify(variant, sent)
         verified.append(Verified(f"{checked.variant} ({where})", checked.sent, checked.recorded,
                                  checked.internal_errors))
     return verified
 
 
-def _verify(variant: Variant, sent: int) -> Verified:
+def verify(variant: Variant, sent: int) -> Verified:
+    """What ``variant`` recorded, which must be ``sent``."""
     recorded = variant.recorded()
     if recorded is None:
         return Verified(variant.name, sent, sent)

@@ -11,10 +11,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from apps import BARE
 from inprocess import Verified as InProcessVerified
 from render_bench import RenderResults
 from server_load import Throughput
 from server_load import Verified as ServerVerified
+from sse_lengths import LONG, MIDDLE, SHORT
+from sse_lengths import Results as SseResults
 from timing import Summary
 
 PACKAGES = (
@@ -116,6 +119,26 @@ def timing_table(rows: Sequence[Summary], rename: Mapping[str, str] | None = Non
         name = (rename or {}).get(row.variant, row.variant)
         lines.append(f"| {name} | {_us(row.median_us)} | {overhead} | "
                      f"{row.ratio:.3f} | {_us(row.spread_us[0])} - {_us(row.spread_us[1])} |")
+    return "\n".join(lines)
+
+
+def sse_lengths_table(results: SseResults) -> str:
+    lines = [f"| variant | µs / stream, {SHORT} events | µs / stream, {LONG} events | "
+             f"overhead / stream, {SHORT} / {LONG} events (µs) | µs / event | "
+             f"overhead / event (µs) | overhead / event, events {SHORT}-{MIDDLE} / "
+             f"{MIDDLE}-{LONG} (µs) | late - early, 95 % interval (µs) |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for row in results.rows:
+        bare = row.variant == BARE
+        overhead_stream = "-" if bare else (f"{_us(row.overhead_per_stream_us[SHORT])} / "
+                                            f"{_us(row.overhead_per_stream_us[LONG])}")
+        low, high = row.growth_interval_us
+        lines.append(
+            f"| {row.variant} | {_us(row.per_stream_us[SHORT])} | "
+            f"{_us(row.per_stream_us[LONG])} | {overhead_stream} | {row.per_event_us:.2f} | "
+            + ("- | - | - |" if bare else
+               f"{row.overhead_per_event_us:.2f} | {row.early_overhead_us:.2f} / "
+               f"{row.late_overhead_us:.2f} | {row.growth_us:+.2f} ({low:+.2f} - {high:+.2f}) |"))
     return "\n".join(lines)
 
 

@@ -64,10 +64,12 @@ from server_load import Plan as ServerPlan
 from server_load import Verified as ServerVerified
 from server_load import summarize as summarize_load
 from server_load import verify as verify_load
+from sse_lengths import LENGTHS, independence, run_sse_lengths
+from sse_lengths import Plan as SsePlan
 
 START_MARKER = "<!-- benchmark-results:start -->"
 END_MARKER = "<!-- benchmark-results:end -->"
-PARTS = ("inprocess", "mcp", "render", "scrape", "server")
+PARTS = ("inprocess", "sse", "mcp", "render", "scrape", "server", "mixed", "memory")
 
 
 @dataclass(frozen=True)
@@ -75,6 +77,7 @@ class Settings:
     plain: InProcessPlan
     mcp: InProcessPlan
     mcp_replay: InProcessPlan
+    sse: SsePlan
     server: ServerPlan
     mcp_server: ServerPlan
     render_series: int
@@ -87,6 +90,7 @@ FULL = Settings(
     plain=InProcessPlan(rounds=25, per_round=250, warmup=300, seed=1),
     mcp=InProcessPlan(rounds=30, per_round=20, warmup=20, seed=2),
     mcp_replay=InProcessPlan(rounds=30, per_round=300, warmup=200, seed=5),
+    sse=SsePlan(rounds=30, events_per_batch=2000, seed=6),
     # Short runs, many rounds: the runs paired in one round lie close together in time.
     server=ServerPlan(rounds=8, seconds=3, warmup_seconds=2, connections=32, seed=3),
     mcp_server=ServerPlan(rounds=8, seconds=3, warmup_seconds=2, connections=16, seed=4),
@@ -97,6 +101,7 @@ QUICK = Settings(
     plain=InProcessPlan(rounds=5, per_round=150, warmup=50, seed=1),
     mcp=InProcessPlan(rounds=4, per_round=15, warmup=5, seed=2),
     mcp_replay=InProcessPlan(rounds=5, per_round=100, warmup=50, seed=5),
+    sse=SsePlan(rounds=6, events_per_batch=1000, seed=6),
     server=ServerPlan(rounds=2, seconds=2, warmup_seconds=1, connections=32, seed=3),
     mcp_server=ServerPlan(rounds=2, seconds=2, warmup_seconds=1, connections=16, seed=4),
     render_series=10_000,
@@ -178,6 +183,34 @@ def _plain_targets(results: Results, out: Collected) -> None:
         "plain route: absolute overhead", "< 10 µs per request",
         f"{ours.overhead_us:.1f} µs; {spread}",
         report.verdict(ours.overhead_us, ours.overhead_spread_us, at_most=10)))
+
+
+def sse_stream_lengths(settings: Settings, mcp_parsing: str, out: Collected) -> None:
+    lengths = ", ".join(str(n) for n in LENGTHS)
+    _progress(f"in-process: SSE streams of {lengths} events, 5 variants")
+    results = asyncio.run(run_sse_lengths(settings.sse, mcp_parsing=mcp_parsing))
+    out.checked(results.verified)
+    short, middle, long = LENGTHS
+    out.sections.append(
+        f"## In-process: SSE cost per stream and per event\n\n`GET /events` streaming "
+        f"{lengths} events; {results.rounds} rounds, each batch streams of one length adding "
+        f"up to {results.events_per_batch:,} events; variants and lengths in a new random "
+        f"order every round; {_clock_words(settings.sse.clock)}. Per event: the slope from "
+        f"{short} to {long} events, per round; its overhead is the slope minus bare's. "
+        f"Independence of the stream's length: the overhead per event over events "
+        f"{middle}-{long} of a long stream against events {short}-{middle}, paired by "
+        "round, with the approximate 95 % interval of the median difference (median ± "
+        "1.58 x IQR / sqrt(rounds)).\n\n" + report.sse_lengths_table(results))
+    ours = next(row for row in results.rows if row.variant == OURS)
+    low, high = ours.growth_interval_us
+    out.targets.append(report.Target(
+        "SSE route: per-event cost independent of stream length",
+        f"overhead per event over events {middle}-{long} no higher than over {short}-{middle}, "
+        "beyond the rounds' spread",
+        f"{ours.early_overhead_us:.2f} µs then {ours.late_overhead_us:.2f} µs per event: "
+        f"{ours.growth_us:+.2f} µs (95 % interval {low:+.2f} - {high:+.2f}); "
+        f"{ours.overhead_per_event_us:.2f} µs per event over {short}-{long}",
+        independence(ours)))
 
 
 def in_process_mcp(settings: Settings, mcp_parsing: str, out: Collected) -> None:
@@ -367,7 +400,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings, clock=arguments.clock, stack=Stack(arguments.http, arguments.loop),
         plain=dataclasses.replace(settings.plain, clock=arguments.clock),
         mcp=dataclasses.replace(settings.mcp, clock=arguments.clock),
-        mcp_replay=dataclasses.replace(settings.mcp_replay, clock=arguments.clock))
+        mcp_replay=dataclasses.replace(settings.mcp_replay, clock=arguments.clock),
+        sse=dataclasses.replace(settings.sse, clock=arguments.clock))
     parts = arguments.only or list(PARTS)
     command = "python benchmarks/run.py " + shlex.join(sys.argv[1:] if argv is None else argv)
 
@@ -376,6 +410,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     out = Collected(allow_internal_errors=arguments.allow_internal_errors)
     if "inprocess" in parts:
         in_process_plain(settings, arguments.mcp_parsing, out)
+    if "sse" in parts:
+        sse_stream_lengths(settings, arguments.mcp_parsing, out)
     if "mcp" in parts:
         in_process_mcp(settings, arguments.mcp_parsing, out)
     if "render" in parts:
