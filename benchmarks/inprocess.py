@@ -25,6 +25,7 @@ from asgi_driver import Lifespan, Reply, UnexpectedReply, call
 from mcp_app import (
     ERAS,
     MCP_BARE,
+    MCP_HTTP_ONLY,
     MCP_PATH,
     MODERN_ERA,
     build_mcp_variant,
@@ -129,6 +130,11 @@ def replay_workload(era: str) -> str:
     return f"MCP tools/call, protocol {era}, SDK answers replayed"
 
 
+def parsing_workload(era: str) -> str:
+    """The replayed run's table against ``mcp_parsing="off"`` instead of the bare stub."""
+    return f"MCP tools/call, protocol {era}, replayed, against HTTP metrics only"
+
+
 async def run_mcp(sdk_plan: Plan, replay_plan: Plan, *, mcp_parsing: str) -> Results:
     """``tools/call``: bare, HTTP metrics only, with MCP parsing, and the peers; real SDK and
     replayed."""
@@ -193,8 +199,12 @@ async def _run_mcp_replay(plan: Plan, mcp_parsing: str) -> Results:
     await interleave(contenders, rounds=plan.rounds, per_round=plan.per_round,
                      warmup=plan.warmup, seed=plan.seed, clock=CLOCKS[plan.clock])
     verified = _verify_mcp(variants, contenders, mcp_parsing, probe_calls=0, where="replayed")
-    tables = {replay_workload(era): summarize(
-        [c for c in contenders if c.workload == replay_workload(era)], MCP_BARE) for era in ERAS}
+    tables = {}
+    for era in ERAS:
+        mine = [c for c in contenders if c.workload == replay_workload(era)]
+        tables[replay_workload(era)] = summarize(mine, MCP_BARE)
+        # Against HTTP metrics alone, paired by round: what the MCP parsing itself costs.
+        tables[parsing_workload(era)] = summarize(mine, MCP_HTTP_ONLY)
     return Results(tables, verified)
 
 
