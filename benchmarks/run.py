@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import report
-from apps import BARE, JSON_REQUEST, OURS, SSE_EVENTS, VARIANTS
+from apps import BARE, JSON_REQUEST, OURS, SSE_EVENTS, SSE_REQUEST, VARIANTS
 from asgi_driver import Request
 from inprocess import (
     JSON_WORKLOAD,
@@ -42,10 +42,10 @@ from inprocess import Verified as InProcessVerified
 from mcp_app import (
     HANDSHAKE_ERA,
     MCP_BARE,
-    MCP_HTTP_ONLY,
     MCP_PEERS,
     MODERN_ERA,
     TOOL,
+    counts_every_request,
     mcp_variant_names,
     parsed_variant_name,
     tool_call,
@@ -83,6 +83,7 @@ class Settings:
     sse: SsePlan
     server: ServerPlan
     mcp_server: ServerPlan
+    mixed_server: ServerPlan
     render_series: int
     render_repeats: int
     clock: str = "cpu"
@@ -97,6 +98,7 @@ FULL = Settings(
     # Short runs, many rounds: the runs paired in one round lie close together in time.
     server=ServerPlan(rounds=8, seconds=3, warmup_seconds=2, connections=32, seed=3),
     mcp_server=ServerPlan(rounds=8, seconds=3, warmup_seconds=2, connections=16, seed=4),
+    mixed_server=ServerPlan(rounds=8, seconds=3, warmup_seconds=2, connections=32, seed=7),
     render_series=10_000,
     render_repeats=15,
 )
@@ -107,6 +109,7 @@ QUICK = Settings(
     sse=SsePlan(rounds=6, events_per_batch=1000, seed=6),
     server=ServerPlan(rounds=2, seconds=2, warmup_seconds=1, connections=32, seed=3),
     mcp_server=ServerPlan(rounds=2, seconds=2, warmup_seconds=1, connections=16, seed=4),
+    mixed_server=ServerPlan(rounds=2, seconds=2, warmup_seconds=1, connections=32, seed=7),
     render_series=10_000,
     render_repeats=5,
 )
@@ -312,8 +315,11 @@ def scrape_while_serving(settings: Settings, out: Collected) -> None:
         report.verdict(rise, (low, high), at_most=0.2)))
 
 
-def _prepare_mcp(servers: Sequence[Server], era: str) -> None:
-    """List the tools (as a client does first) and check one call's answer on each server."""
+def _prepare_mcp(servers: Sequence[Server], era: str, *, every_request: bool = False) -> None:
+    """List the tools (as a client does first) and check one call's answer on each server.
+
+    ``every_request``: every variant counts HTTP requests (the mixed app), not tool calls.
+    """
     for server in servers:
         status, body = post(server.port, _load_of(tools_list(era)))
         if status != 200 or f'"{TOOL}"'.encode() not in body:
@@ -323,7 +329,20 @@ def _prepare_mcp(servers: Sequence[Server], era: str) -> None:
         if status != 200 or answer["result"]["structuredContent"] != {"result": 3}:
             raise RuntimeError(f"{server.variant}: tools/call answered {status} {body!r}")
         # What each server's own count includes besides the load runs.
-        server.extra_requests = 2 if server.variant == MCP_HTTP_ONLY else 1
+        counted = every_request or counts_every_request(server.variant)
+        server.extra_requests += 2 if counted else 1
+
+
+def _prepare_plain(servers: Sequence[Server]) -> None:
+    """Check the JSON and the SSE route's answers on each server (both count as requests)."""
+    for server in servers:
+        status, body = post(server.port, _load_of(JSON_REQUEST))
+        if status != 200 or json.loads(body).get("id") != 42:
+            raise RuntimeError(f"{server.variant}: {JSON_REQUEST.path} answered {status}")
+        status, body = post(server.port, _load_of(SSE_REQUEST))
+        if status != 200 or body.count(b"event: tick") != SSE_EVENTS:
+            raise RuntimeError(f"{server.variant}: {SSE_REQUEST.path} answered {body!r}")
+        server.extra_requests += 2
 
 
 def under_uvicorn(settings: Settings, mcp_parsing: str, out: Collected) -> None:
@@ -363,6 +382,33 @@ def _throughput_target(name: str, goal: float, row: Throughput) -> report.Target
                          report.verdict(row.ratio, row.ratio_spread, at_least=goal))
 
 
+def mixed_workload(settings: Settings, mcp_parsing: str, out: Collected) -> None:
+    plan = settings.mixed_server
+    stack = report.uvicorn_stack(settings.stack.http, settings.stack.loop)
+    _progress(f"uvicorn: mixed items / mcp / stream, 5 servers, {plan.rounds} rounds x "
+              f"{plan.seconds} s")
+    mix = [_load_of(JSON_REQUEST), _load_of(tool_call(HANDSHAKE_ERA)), _load_of(SSE_REQUEST)]
+    with running_servers("mixed", VARIANTS, mcp_parsing, settings.stack) as servers:
+        _prepare_plain(servers)
+        _prepare_mcp(servers, HANDSHAKE_ERA, every_request=True)
+        interleave_load(servers, mix, plan)
+        out.checked(verify_load(servers, plan.connections))
+        rows = summarize_load(servers, BARE)
+    out.sections.append(
+        "## Under uvicorn: mixed workload (items / mcp / stream)\n\nThe 51-route app with the "
+        f"SDK's `/mcp` route added (its stateless JSON configuration, as above); one uvicorn "
+        f"process per variant ({stack}), {load_generator()} with {plan.connections} "
+        "keep-alive connections from a separate process, each sending in turn "
+        f"`GET {JSON_REQUEST.path}`, `POST /mcp` (`tools/call`, protocol {HANDSHAKE_ERA}) and "
+        f"`GET {SSE_REQUEST.path}` ({SSE_EVENTS} events); {plan.rounds} rounds x "
+        f"{plan.seconds:g} s per variant after a {plan.warmup_seconds:g} s warm-up, variants "
+        "in a new random order every round. Requests/s counts all three kinds; the ratio is "
+        "the median of per-round ratios to bare.\n\n" + report.throughput_table(rows))
+    ours = next(row for row in rows if row.variant == OURS)
+    out.targets.append(_throughput_target(
+        f"uvicorn, mixed workload (items / mcp / stream), {stack}", 0.93, ours))
+
+
 def _write(path: Path, text: str, block: str) -> None:
     """Replace the ``block`` between its markers in ``path``, or write ``text`` as the file."""
     start, end = _markers(block)
@@ -393,10 +439,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--clock", choices=("cpu", "wall"), default="cpu",
                         help="in-process timing clock: the process's CPU time (default; robust "
                              "on a busy machine) or wall time")
-    parser.add_argument("--http", default="auto", choices=("auto", "h11", "httptools"),
-                        help="uvicorn --http (auto: httptools when installed)")
-    parser.add_argument("--loop", default="auto", choices=("auto", "asyncio", "uvloop"),
-                        help="uvicorn --loop (auto: uvloop when installed)")
+    parser.add_argument("--http", default="h11", choices=("auto", "h11", "httptools"),
+                        help="uvicorn --http (default: h11; auto: httptools when installed)")
+    parser.add_argument("--loop", default="asyncio", choices=("auto", "asyncio", "uvloop"),
+                        help="uvicorn --loop (default: asyncio; auto: uvloop when installed)")
     parser.add_argument("--only", action="append", choices=PARTS,
                         help="run only this part (repeatable)")
     parser.add_argument("--output", type=Path, help="write the Markdown into this file")
@@ -434,6 +480,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         scrape_while_serving(settings, out)
     if "server" in parts:
         under_uvicorn(settings, arguments.mcp_parsing, out)
+    if "mixed" in parts:
+        mixed_workload(settings, arguments.mcp_parsing, out)
     minutes = (time.monotonic() - started) / 60
 
     text = ["## Environment\n\n" + report.environment(
