@@ -17,6 +17,7 @@ import asyncio
 import json
 import statistics
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -40,32 +41,44 @@ class Tally:
         return True
 
 
-def _request_bytes(host: str, request: dict[str, Any]) -> bytes:
-    method, body = request["method"], request["body"].encode("latin-1")
-    lines = [f"{method} {request['path']} HTTP/1.1", f"Host: {host}"]
-    lines += [f"{name}: {value}" for name, value in request["headers"]]
+def request_bytes(host: str, method: str, path: str, headers: Sequence[tuple[str, str]],
+                  body: bytes) -> bytes:
+    """One HTTP/1.1 request; Host and Content-Length are written here."""
+    lines = [f"{method} {path} HTTP/1.1", f"Host: {host}"]
+    lines += [f"{name}: {value}" for name, value in headers]
     if body or method == "POST":
         lines.append(f"Content-Length: {len(body)}")
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
 
 
-async def _read_body(reader: asyncio.StreamReader, head: bytes) -> None:
-    """Read the body announced by ``head``: by its length, or chunk by chunk."""
+def header_value(head: bytes, wanted: bytes) -> bytes | None:
+    """The value of header ``wanted`` (lower case) in a response ``head``, or None."""
     for line in head.split(b"\r\n")[1:]:
         name, _, value = line.partition(b":")
-        name = name.strip().lower()
-        if name == b"content-length":
-            await reader.readexactly(int(value))
-            return
-        if name == b"transfer-encoding" and value.strip().lower() == b"chunked":
-            while True:
-                size = int((await reader.readuntil(b"\r\n")).split(b";")[0], 16)
-                if size == 0:
-                    # No trailers from the benchmarked apps: the empty line ends the body.
-                    await reader.readuntil(b"\r\n")
-                    return
-                await reader.readexactly(size + 2)
-    raise ValueError("response without Content-Length or chunked encoding")
+        if name.strip().lower() == wanted:
+            return value.strip()
+    return None
+
+
+async def read_body(reader: asyncio.StreamReader, head: bytes) -> bytes:
+    """Read the body announced by ``head``: by its length, or chunk by chunk."""
+    length = header_value(head, b"content-length")
+    if length is not None:
+        return await reader.readexactly(int(length))
+    if (header_value(head, b"transfer-encoding") or b"").lower() != b"chunked":
+        raise ValueError("response without Content-Length or chunked encoding")
+    chunks = []
+    while True:
+        size = int((await reader.readuntil(b"\r\n")).split(b";")[0], 16)
+        if size == 0:
+            # No trailers from the benchmarked apps: the empty line ends the body.
+            await reader.readuntil(b"\r\n")
+            return b"".join(chunks)
+        chunks.append((await reader.readexactly(size + 2))[:-2])
+
+
+def status_of(head: bytes) -> int:
+    return int(head[9:12])
 
 
 async def _connection(host: str, port: int, payloads: list[bytes], offset: int,
@@ -82,8 +95,8 @@ async def _connection(host: str, port: int, payloads: list[bytes], offset: int,
             writer.write(payloads[sent % len(payloads)])
             sent += 1
             head = await reader.readuntil(b"\r\n\r\n")
-            status = int(head[9:12])
-            await _read_body(reader, head)
+            status = status_of(head)
+            await read_body(reader, head)
             tally.latencies.append(time.perf_counter() - started)
             tally.requests += 1
             if not 200 <= status < 400:
@@ -98,7 +111,9 @@ async def generate(url: str, *, connections: int, seconds: float, max_requests: 
                    requests: list[dict[str, Any]]) -> dict[str, float]:
     parts = urlsplit(url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
-    payloads = [_request_bytes(f"{host}:{port}", request) for request in requests]
+    payloads = [request_bytes(f"{host}:{port}", request["method"], request["path"],
+                              request["headers"], request["body"].encode("latin-1"))
+                for request in requests]
     tally = Tally(budget=max_requests)
     started = time.perf_counter()
     deadline = started + seconds

@@ -93,11 +93,13 @@ def build_mixed_app() -> Starlette:
 
 
 def build_mcp_variant(name: str, *, mcp_parsing: str,
-                      base: Callable[[], ASGIApp] = build_sdk_app) -> Variant:
+                      base: Callable[[], ASGIApp] = build_sdk_app,
+                      recorded: Callable[[CollectorRegistry], int] | None = None) -> Variant:
     """``name`` is one of :func:`mcp_variant_names`; the tracked variant uses ``mcp_parsing``.
 
     ``base`` makes the app that is wrapped (or left bare): the real SDK app by default.  The
     peers need a Starlette app (as the SDK's is) to be added the way their documentation says.
+    ``recorded`` reads what the parsed variant recorded (default: its tools/call operations).
     """
     from asgi_mcp_metrics import MetricsMiddleware
 
@@ -117,7 +119,8 @@ def build_mcp_variant(name: str, *, mcp_parsing: str,
     if name != parsed_variant_name(mcp_parsing):
         raise ValueError(f"unknown MCP variant {name!r}")
     wrapped = MetricsMiddleware(app, registry=registry, mcp_parsing=mcp_parsing)
-    return Variant(name, wrapped, lambda: tool_calls_recorded(registry), internal_errors(registry))
+    read = tool_calls_recorded if recorded is None else recorded
+    return Variant(name, wrapped, lambda: read(registry), internal_errors(registry))
 
 
 def tool_calls_recorded(registry: CollectorRegistry) -> int:
@@ -132,7 +135,8 @@ def tool_calls_recorded(registry: CollectorRegistry) -> int:
     return round(total)
 
 
-def jsonrpc_request(era: str, method: str, params: dict[str, Any]) -> Request:
+def jsonrpc_request(era: str, method: str, params: dict[str, Any], *,
+                    session_id: str | None = None, notification: bool = False) -> Request:
     """A POST to the MCP endpoint as the SDK's client would send it in ``era``."""
     headers = [
         (b"host", b"127.0.0.1:8000"),
@@ -149,8 +153,12 @@ def jsonrpc_request(era: str, method: str, params: dict[str, Any]) -> Request:
         headers.append((b"mcp-method", method.encode("ascii")))
         if "name" in params:
             headers.append((b"mcp-name", str(params["name"]).encode("ascii")))
-    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": params},
-                      separators=(",", ":")).encode("utf-8")
+    if session_id is not None:
+        headers.append((b"mcp-session-id", session_id.encode("ascii")))
+    message: dict[str, Any] = {"jsonrpc": "2.0", "method": method, "params": params}
+    if not notification:
+        message["id"] = 1
+    body = json.dumps(message, separators=(",", ":")).encode("utf-8")
     headers.append((b"content-length", str(len(body)).encode("ascii")))
     return Request("POST", MCP_PATH, headers=tuple(headers), body=body)
 
@@ -161,6 +169,26 @@ def tool_call(era: str) -> Request:
 
 def tools_list(era: str) -> Request:
     return jsonrpc_request(era, "tools/list", {})
+
+
+def initialize() -> Request:
+    """A handshake-era ``initialize``, which opens a session on a stateful server."""
+    return jsonrpc_request(HANDSHAKE_ERA, "initialize", {
+        "protocolVersion": HANDSHAKE_ERA, "capabilities": {},
+        "clientInfo": {"name": "bench", "version": "1.0"}})
+
+
+def initialized(session_id: str) -> Request:
+    return jsonrpc_request(HANDSHAKE_ERA, "notifications/initialized", {},
+                           session_id=session_id, notification=True)
+
+
+def session_stream(session_id: str) -> Request:
+    """The GET that opens a session's stream of server-to-client messages."""
+    return Request("GET", MCP_PATH, headers=(
+        (b"host", b"127.0.0.1:8000"), (b"accept", b"text/event-stream"),
+        (b"mcp-protocol-version", HANDSHAKE_ERA.encode("ascii")),
+        (b"mcp-session-id", session_id.encode("ascii"))))
 
 
 def check_tool_result(reply: Reply) -> str | None:

@@ -6,6 +6,7 @@ import importlib.metadata
 import importlib.util
 import os
 import platform
+import statistics
 import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ from inprocess import Verified as InProcessVerified
 from render_bench import RenderResults
 from server_load import Throughput
 from server_load import Verified as ServerVerified
+from session_memory import ServerMemoryResults, TracedMemory
 from sse_lengths import LONG, MIDDLE, SHORT
 from sse_lengths import Results as SseResults
 from timing import Summary
@@ -139,6 +141,31 @@ def sse_lengths_table(results: SseResults) -> str:
             + ("- | - | - |" if bare else
                f"{row.overhead_per_event_us:.2f} | {row.early_overhead_us:.2f} / "
                f"{row.late_overhead_us:.2f} | {row.growth_us:+.2f} ({low:+.2f} - {high:+.2f}) |"))
+    return "\n".join(lines)
+
+
+def server_memory_table(results: ServerMemoryResults) -> str:
+    mib, kib = 1024 * 1024, 1024
+    lines = ["| round | variant | RSS before (MiB) | RSS after (MiB) | growth per session (KiB) |",
+             "|---:|---|---:|---:|---:|"]
+    for run in results.runs:
+        lines.append(f"| {run.round + 1} | {run.variant} | {run.rss_before / mib:.1f} | "
+                     f"{run.rss_after / mib:.1f} | {run.per_session / kib:.2f} |")
+    lines.append("")
+    lines.append("| per session, median over rounds | KiB |")
+    lines.append("|---|---:|")
+    for name in (results.bare, results.instrumented):
+        lines.append(f"| {name} | {statistics.median(results.per_session(name)) / kib:.2f} |")
+    lines.append(f"| the library's share (instrumented minus bare, paired by round) | "
+                 f"{statistics.median(results.library_share()) / kib:.2f} |")
+    return "\n".join(lines)
+
+
+def allocation_sites_table(traced: TracedMemory) -> str:
+    lines = ["| where | bytes per session | blocks per session |", "|---|---:|---:|"]
+    for site in traced.top:
+        lines.append(f"| `{site.where}` | {site.bytes_per_session:,.0f} | "
+                     f"{site.blocks_per_session:.1f} |")
     return "\n".join(lines)
 
 

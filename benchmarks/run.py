@@ -17,6 +17,7 @@ import dataclasses
 import json
 import re
 import shlex
+import statistics
 import sys
 import time
 from collections.abc import Sequence
@@ -67,8 +68,10 @@ from server_load import Plan as ServerPlan
 from server_load import Verified as ServerVerified
 from server_load import summarize as summarize_load
 from server_load import verify as verify_load
+from session_memory import WARMUP_SESSIONS, run_server_memory, run_traced_memory
 from sse_lengths import LENGTHS, independence, run_sse_lengths
 from sse_lengths import Plan as SsePlan
+from timing import middle_half
 
 START_MARKER = "<!-- benchmark-results:start -->"
 END_MARKER = "<!-- benchmark-results:end -->"
@@ -86,6 +89,8 @@ class Settings:
     mixed_server: ServerPlan
     render_series: int
     render_repeats: int
+    memory_sessions: int
+    memory_rounds: int
     clock: str = "cpu"
     stack: Stack = field(default_factory=Stack)
 
@@ -101,6 +106,8 @@ FULL = Settings(
     mixed_server=ServerPlan(rounds=8, seconds=3, warmup_seconds=2, connections=32, seed=7),
     render_series=10_000,
     render_repeats=15,
+    memory_sessions=1_000,
+    memory_rounds=3,
 )
 QUICK = Settings(
     plain=InProcessPlan(rounds=5, per_round=150, warmup=50, seed=1),
@@ -112,6 +119,8 @@ QUICK = Settings(
     mixed_server=ServerPlan(rounds=2, seconds=2, warmup_seconds=1, connections=32, seed=7),
     render_series=10_000,
     render_repeats=5,
+    memory_sessions=200,
+    memory_rounds=1,
 )
 
 
@@ -409,6 +418,50 @@ def mixed_workload(settings: Settings, mcp_parsing: str, out: Collected) -> None
         f"uvicorn, mixed workload (items / mcp / stream), {stack}", 0.93, ours))
 
 
+def session_memory(settings: Settings, mcp_parsing: str, out: Collected) -> None:
+    sessions, rounds = settings.memory_sessions, settings.memory_rounds
+    _progress(f"memory: {sessions:,} open MCP sessions with their GET streams")
+    served = run_server_memory(sessions, rounds, mcp_parsing, settings.stack)
+    opened = 2 * (WARMUP_SESSIONS + sessions)
+    out.checked([ServerVerified(f"{run.variant} (sessions + GET streams open)", opened,
+                                run.recorded, run.internal_errors)
+                 for run in served.runs if run.recorded is not None])
+    traced = asyncio.run(run_traced_memory(sessions, mcp_parsing))
+    out.checked([InProcessVerified(f"{served.instrumented} (tracemalloc; sessions + GET "
+                                   "streams open)", opened, traced.recorded,
+                                   traced.internal_errors)])
+    stack = report.uvicorn_stack(settings.stack.http, settings.stack.loop)
+    out.sections.append(
+        "## Memory per open MCP session with its GET stream\n\nThe SDK app in its default, "
+        "stateful mode (JSON answers to POSTs), bare and wrapped by `MetricsMiddleware`, one "
+        f"uvicorn process each ({stack}), measured one after the other. A client opens "
+        f"{WARMUP_SESSIONS} sessions (`initialize`, `notifications/initialized`, then the "
+        "session's GET stream, held open), the server's RSS is read, then "
+        f"{sessions:,} more sessions are opened the same way and RSS is read again; "
+        f"{rounds} round(s), each with fresh servers.\n\n" + report.server_memory_table(served)
+        + f"\n\nIn-process, `tracemalloc`: the same sessions driven through ASGI, snapshots "
+        f"before and after {sessions:,} sessions (after the same warm-up), only allocations "
+        "made in files under `asgi_mcp_metrics/` that are still held: "
+        f"**{traced.bytes_per_session:,.0f} bytes** ({traced.blocks_per_session:.1f} blocks) "
+        "per session. Where they are held:\n\n" + report.allocation_sites_table(traced))
+    share = served.library_share()
+    low, high = middle_half(share)
+    kib = 1024
+    out.targets.append(report.Target(
+        "memory per open MCP session with its GET stream: the library's own, in-process "
+        "(`tracemalloc`)", "<= 2.5 KiB",
+        f"{traced.bytes_per_session / kib:.2f} KiB ({traced.bytes_per_session:,.0f} bytes) "
+        f"per session, {sessions:,} sessions",
+        traced.bytes_per_session <= 2.5 * kib))
+    out.targets.append(report.Target(
+        "memory per open MCP session with its GET stream: RSS under uvicorn, instrumented "
+        "minus bare", "<= 2.5 KiB",
+        f"{statistics.median(share) / kib:.2f} KiB per session ({sessions:,} sessions; bare "
+        f"{statistics.median(served.per_session(served.bare)) / kib:.1f} KiB per session); "
+        f"middle half of rounds {low / kib:.2f} - {high / kib:.2f} KiB",
+        report.verdict(statistics.median(share), (low, high), at_most=2.5 * kib)))
+
+
 def _write(path: Path, text: str, block: str) -> None:
     """Replace the ``block`` between its markers in ``path``, or write ``text`` as the file."""
     start, end = _markers(block)
@@ -482,6 +535,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         under_uvicorn(settings, arguments.mcp_parsing, out)
     if "mixed" in parts:
         mixed_workload(settings, arguments.mcp_parsing, out)
+    if "memory" in parts:
+        session_memory(settings, arguments.mcp_parsing, out)
     minutes = (time.monotonic() - started) / 60
 
     text = ["## Environment\n\n" + report.environment(

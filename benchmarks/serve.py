@@ -2,7 +2,8 @@
 
 ``uvicorn serve:app_from_environment --factory --app-dir benchmarks`` builds the variant named
 by ``BENCH_VARIANT`` of the app named by ``BENCH_APP``: ``plain``, ``mcp``, ``mixed`` (the plain
-app with the SDK's ``/mcp`` route), or ``scrape`` (the plain app with ``/metrics`` over a
+app with the SDK's ``/mcp`` route), ``sessions`` (the SDK app with sessions, answering its open
+sessions and streams), or ``scrape`` (the plain app with ``/metrics`` over a
 registry of ten thousand lines).  One outer path,
 :data:`RECORDED_PATH`, answers how many requests the variant has recorded so far; it sits in
 front of every variant, the bare one included, so it costs them all the same string compare.
@@ -77,6 +78,11 @@ def app_from_environment() -> ASGIApp:
         variant = build_mcp_variant(name, mcp_parsing=mcp_parsing)
     elif kind == "mixed":
         variant = build_variant(name, mcp_parsing=mcp_parsing, app=build_mixed_app())
+    elif kind == "sessions":
+        from session_memory import session_variant
+
+        variant = session_variant(name, mcp_parsing)
     else:
-        raise ValueError(f"{APP_ENV} must be 'plain', 'scrape', 'mcp' or 'mixed', got {kind!r}")
+        raise ValueError(f"{APP_ENV} must be 'plain', 'scrape', 'mcp', 'mixed' or 'sessions', "
+                         f"got {kind!r}")
     return RecordedProbe(variant)
