@@ -19,10 +19,13 @@ from .config import Settings
 from .recorder import Recorder
 from .routing import route_label
 from .surfaces.paths import surface_paths
+from .writers import HistogramWriter
 
 _KNOWN_METHODS = frozenset(
     {"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH", "QUERY"})
 _STATUS_TEXT = {status: str(status) for status in range(100, 600)}
+_UNSEEN: Any = object()
+_MAX_CONTENT_TYPES = 256
 
 #: ``stream_end_reason`` values.
 COMPLETED = "completed"
@@ -34,7 +37,7 @@ class HttpMetrics:
     """The HTTP metric families of one front end, and the settings that shape its records."""
 
     __slots__ = ("active", "duration", "excluded_methods", "excluded_paths",
-                 "excluded_prefixes", "finished", "first_byte", "inflight", "recorder",
+                 "excluded_prefixes", "finished", "first_byte", "inflight", "kinds", "recorder",
                  "request_size", "response_size", "stream_duration", "stream_types",
                  "streams_active", "streams_total")
 
@@ -64,9 +67,11 @@ class HttpMetrics:
         #: The in-flight table of the operator surfaces; None when that surface is off.
         self.inflight = (recorder.inflight
                          if settings.surfaces and settings.surfaces_active else None)
-        #: ``(method, route, status, error_type)`` -> the duration and response-size children
+        #: ``(method, route, status, error_type)`` -> the duration and response-size writers
         #: of a finished request: one look-up per request instead of one per family.
         self.finished: dict[tuple[str, str, str, str], tuple[Any, Any]] = {}
+        #: Response ``Content-Type`` values seen -> their stream kind (an app sends a few).
+        self.kinds: dict[bytes, str | None] = {}
 
     def finished_children(self, method: str, route: str, status: str,
                           error_type: str) -> tuple[Any, Any]:
@@ -74,8 +79,8 @@ class HttpMetrics:
         key = (method, route, status, error_type)
         children = self.finished.get(key)
         if children is None:
-            children = (self.duration.labels(method, route, status, error_type),
-                        self.response_size.labels(method, route))
+            children = (HistogramWriter(self.duration.labels(method, route, status, error_type)),
+                        HistogramWriter(self.response_size.labels(method, route)))
             self.finished[key] = children
         return children
 
@@ -91,9 +96,14 @@ class HttpMetrics:
         if self.stream_types:
             for name, value in headers:
                 # Only a 12-byte name can be ``content-type``: most names skip lower().
-                if len(name) == 12 and name.lower() == b"content-type":
-                    media = value.split(b";", 1)[0].strip().lower()
-                    return "sse" if media in self.stream_types else None
+                if name == b"content-type" or (len(name) == 12 and name.lower() == b"content-type"):
+                    kind: str | None = self.kinds.get(value, _UNSEEN)
+                    if kind is _UNSEEN:
+                        media = value.split(b";", 1)[0].strip().lower()
+                        kind = "sse" if media in self.stream_types else None
+                        if len(self.kinds) < _MAX_CONTENT_TYPES:
+                            self.kinds[value] = kind
+                    return kind
         return None
 
 
@@ -184,23 +194,31 @@ class HttpRecord:
         if http.inflight is not None:
             http.inflight.remove(self)
         ended = self.ended or perf_counter()
+        method = self.method
         if self.stream_kind is not None:
             self.end_stream(error, ended)
             route = self.route
-            response_size = http.response_size.labels(self.method, route)
+            response_size = http.response_size.labels(method, route)
         else:
             self.active.dec()
-            route = self._route()
-            status, error_type = self._outcome(error)
-            duration, response_size = http.finished_children(self.method, route, status,
-                                                             error_type)
+            status = self.status
+            route = route_label(self.scope, self.root_path, status)
+            if error is None and status and not self.aborted:
+                text = _STATUS_TEXT.get(status) or str(status)
+                key = (method, route, text, text if status >= 500 else "")
+            else:
+                key = (method, route, *self._outcome(error))
+            children = http.finished.get(key)
+            if children is None:
+                children = http.finished_children(*key)
+            duration, response_size = children
             recorder = http.recorder
             duration.observe(ended - self.started,
                              recorder.exemplar() if recorder.exemplars else None)
         # Like the semantic conventions' body-size metrics, a request without a body has no
         # request size (GETs would otherwise fill the zero bucket, at a cost per request).
         if self.request_bytes:
-            http.request_size.labels(self.method, route).observe(self.request_bytes)
+            http.request_size.labels(method, route).observe(self.request_bytes)
         response_size.observe(self.response_bytes)
         return ended
 

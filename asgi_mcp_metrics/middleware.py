@@ -141,16 +141,16 @@ class _Exchange(HttpRecord):
         HttpRecord.__init__(self, mw.http, scope)
         self.mw = mw
         scope[OBSERVED_KEY] = True
-        observers = []
+        observers: list[ExchangeObserver] = []
         for factory in mw._observers:
             try:
                 observer = factory.observe(scope, self.started)
             except Exception:
                 mw.recorder.internal_error("observe")
-                observer = None
+                continue
             if observer is not None:
                 observers.append(observer)
-        self.observers: list[ExchangeObserver] = observers
+        self.observers = observers
 
     async def run(self, receive: Receive, send: Send) -> None:
         self.receive = receive
@@ -216,7 +216,10 @@ class _Exchange(HttpRecord):
                             if refined is not None:
                                 self.refine_stream(refined)
                 if body:
-                    self.response_body(len(body))
+                    if self.stream_kind is None:
+                        self.response_bytes += len(body)
+                    else:
+                        self.response_body(len(body))
             elif kind == "http.response.start":
                 self._start(message)
             elif kind in _FINAL_EXTENSIONS:

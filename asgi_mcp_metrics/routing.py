@@ -63,32 +63,63 @@ def route_label(scope: MutableMapping[str, Any], entry_root_path: str, status: i
     if stashed is not None:
         # The Django adapter's pattern, relative to where Django was mounted.
         return prefix + str(stashed) if prefix else str(stashed)
-    if getattr(route, "routes", None):
-        # The innermost router never matched: the last route seen is a Mount of a router.
-        return _fixed(status)
-    path = _route_path(scope, route)
-    if path is None:
-        return _fixed(status)
-    if hasattr(route, "routes"):
+    kind, template = _leaf(route)
+    if kind is _LEAF_ROUTE:
+        if "fastapi" in scope:
+            template = _fastapi_template(scope, route, template)
+        return prefix + template
+    if kind is _LEAF_APP:
         # A Mount of a plain ASGI app: its own template ends the mount chain.
         return prefix or "/"
-    return prefix + normalise(path)
+    # A router that never matched (the last route seen is a Mount of a router), or a route
+    # without a path.
+    return _fixed(status)
 
 
-def _route_path(scope: MutableMapping[str, Any], route: Any) -> str | None:
-    """The path template of the leaf route, with the prefixes of FastAPI's included routers.
+#: What a leaf route is, from its attributes alone: a route with a path template, a Mount of a
+#: plain ASGI app, or something no template comes from.
+_LEAF_ROUTE = "route"
+_LEAF_APP = "app"
+_LEAF_NONE = "none"
+#: ``id(route)`` -> ``(route, kind, normalised path)``: a route's facts are read once.  The
+#: route itself is kept, so its id cannot be reused while the entry lives.
+_LEAVES: dict[int, tuple[Any, str, str]] = {}
+_MAX_LEAVES = 4096
+
+
+def _leaf(route: Any) -> tuple[str, str]:
+    entry = _LEAVES.get(id(route))
+    if entry is not None and entry[0] is route:
+        return entry[1], entry[2]
+    path = getattr(route, "path", None)
+    template = ""
+    if getattr(route, "routes", None) or path is None:
+        kind = _LEAF_NONE
+    elif hasattr(route, "routes"):
+        kind = _LEAF_APP
+    else:
+        kind = _LEAF_ROUTE
+        template = normalise(str(path))
+    if len(_LEAVES) < _MAX_LEAVES:
+        _LEAVES[id(route)] = (route, kind, template)
+    return kind, template
+
+
+def _fastapi_template(scope: MutableMapping[str, Any], route: Any, template: str) -> str:
+    """The route as served, with the prefixes of FastAPI's included routers.
 
     FastAPI >= 0.16x keeps an included router's routes as they were declared (without the
     ``include_router(prefix=...)``) and puts the route as served, prefixes joined, in its own
     scope entry.
     """
-    path = getattr(route, "path", None)
     fastapi_scope = scope.get("fastapi")
     if isinstance(fastapi_scope, dict):
         context = fastapi_scope.get("effective_route_context")
         if context is not None and getattr(context, "original_route", None) is route:
-            path = getattr(context, "path", None) or path
-    return None if path is None else str(path)
+            path = getattr(context, "path", None)
+            if path:
+                return normalise(str(path))
+    return template
 
 
 @functools.lru_cache(maxsize=1024)

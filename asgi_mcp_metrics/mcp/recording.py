@@ -8,10 +8,11 @@ names become label values, which tool calls the decorators count instead) cannot
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from ..declared_tools import is_declared_tool
 from ..identity import identity_label
+from ..writers import HistogramWriter
 from .operations import (
     INPUT_REQUIRED,
     OK,
@@ -27,16 +28,19 @@ if TYPE_CHECKING:
     from ..recorder import Recorder
 
 _SUCCESS: Final = frozenset({OK, INPUT_REQUIRED})
+#: Operation shapes whose children are kept at most.
+_MAX_SHAPES: Final = 4096
+_OperationKey = tuple[str, "str | None", "str | None", str, str, str, str, str]
+_OperationChildren = tuple[Any, "HistogramWriter | None", Any, "HistogramWriter | None"]
 
 
 class McpRecording:
     """Writes MCP operations, notifications, sessions, protocol errors and parse limits."""
 
-    __slots__ = ("_duration", "_notifications", "_parse_limits", "_protocol_errors",
-                 "_requests", "_sessions_active", "_sessions_duration", "_sessions_ended",
-                 "_sessions_not_found", "_sessions_started", "_tool_calls", "_tool_duration",
-                 "identity_on",
-                 "recorder")
+    __slots__ = ("_children", "_duration", "_notifications", "_parse_limits",
+                 "_protocol_errors", "_requests", "_sessions_active", "_sessions_duration",
+                 "_sessions_ended", "_sessions_not_found", "_sessions_started", "_tool_calls",
+                 "_tool_duration", "identity_on", "recorder")
 
     def __init__(self, recorder: Recorder, *, identity_on: bool = True) -> None:
         self.recorder = recorder
@@ -53,6 +57,8 @@ class McpRecording:
         self._sessions_ended = recorder["mcp_server_sessions_ended_total"]
         self._sessions_duration = recorder["mcp_server_session_duration_seconds"]
         self._sessions_not_found = recorder["mcp_server_session_not_found_total"]
+        #: Operation shape -> the children it writes to (see :meth:`_resolve`).
+        self._children: dict[_OperationKey, _OperationChildren] = {}
 
     # -- operations -----------------------------------------------------------------------------
 
@@ -80,7 +86,8 @@ class McpRecording:
             # that calls without listing first still gets the names.  Unknown tools and
             # prompts never succeed, so a client cannot mint label values this way.
             if op.tool:
-                self.recorder.learn_tools((op.tool,))
+                if op.tool not in self.recorder.learned_tools:
+                    self.recorder.learn_tools((op.tool,))
             elif op.prompt:
                 self.recorder.learn_prompts((op.prompt,))
         return self.operation(op, outcome, error_type, ended)
@@ -93,30 +100,60 @@ class McpRecording:
         if op.settled:
             return False
         op.settled = True
-        self._requests.labels(op.method, outcome, op.transport).inc()
-        if outcome == REJECTED:
-            # The request never ran: it has no latency and is not a tool call.
+        key = (op.method, op.tool, op.prompt, outcome, error_type, op.version, op.transport,
+               op.identity)
+        children = self._children.get(key)
+        if children is None:
+            children = self._resolve(key)
+        requests, duration, tool_calls, tool_duration = children
+        requests.inc()
+        if duration is None and tool_duration is None:
             return True
-        tool = prompt = ""
         recorder = self.recorder
-        if op.tool is not None:
-            # A tools/call without a usable name is still a tool call, of an unknown tool.
-            tool = recorder.tool_label(op.tool, OPERATION) if op.tool else OTHER
-        elif op.prompt is not None:
-            prompt = recorder.prompt_label(op.prompt, OPERATION)
+        exemplar = recorder.exemplar() if recorder.exemplars else None
         elapsed = ended - op.started
-        # A subscription lasts as long as its stream, which the stream metrics measure.
-        if op.method != "subscriptions/listen":
-            self._duration.labels(op.method, tool, prompt, error_type, op.version).observe(
-                elapsed, self.recorder.exemplar())
+        if duration is not None:
+            duration.observe(elapsed, exemplar)
         # A tool declared with @instrument_tool is counted and timed by its decorator, which
         # knows the backend and whether the handler raised; recording it here too would count
         # it twice.  Every other tool call is counted and timed here, once.
-        if op.tool is not None and not is_declared_tool(op.tool):
-            self._tool_calls.labels(tool, "", outcome, op.identity).inc()
-            self._tool_duration.labels(tool, "", outcome).observe(
-                elapsed, self.recorder.exemplar())
+        if tool_duration is not None and not is_declared_tool(op.tool or ""):
+            tool_calls.inc()
+            tool_duration.observe(elapsed, exemplar)
         return True
+
+    def _resolve(self, key: _OperationKey) -> _OperationChildren:
+        """The children an operation of this shape writes to (kept when its labels are
+        settled: names already admitted as label values)."""
+        method, tool, prompt, outcome, error_type, version, transport, identity = key
+        recorder = self.recorder
+        requests = self._requests.labels(method, outcome, transport)
+        if outcome == REJECTED:
+            # The request never ran: it has no latency and is not a tool call.
+            children: _OperationChildren = (requests, None, None, None)
+        else:
+            tool_label = prompt_label = ""
+            if tool is not None:
+                # A tools/call without a usable name is still a tool call, of an unknown tool.
+                tool_label = recorder.tool_label(tool, OPERATION) if tool else OTHER
+            elif prompt is not None:
+                prompt_label = recorder.prompt_label(prompt, OPERATION)
+            # A subscription lasts as long as its stream, which the stream metrics measure.
+            duration = (None if method == "subscriptions/listen" else HistogramWriter(
+                self._duration.labels(method, tool_label, prompt_label, error_type, version)))
+            tool_calls = tool_duration = None
+            if tool is not None:
+                tool_calls = self._tool_calls.labels(tool_label, "", outcome, identity)
+                tool_duration = HistogramWriter(
+                    self._tool_duration.labels(tool_label, "", outcome))
+            children = (requests, duration, tool_calls, tool_duration)
+        # Raw names become keys only once they are label values themselves (bounded by the
+        # guards): a client sending endless unknown names is resolved anew each time.
+        if ((not tool or tool in recorder.tool_names.admitted)
+                and (not prompt or prompt in recorder.guard("gen_ai_prompt_name").admitted)
+                and len(self._children) < _MAX_SHAPES):
+            self._children[key] = children
+        return children
 
     # -- everything else ------------------------------------------------------------------------
 

@@ -69,15 +69,15 @@ class McpRequest:
         body = self.body
         if body is None:
             return
-        body.feed(chunk)
-        if more_body:
+        data = body.take(chunk, more_body)
+        if data is None:
             return
         self.body = None
         if body.overflowed:
             self.invalid = "too_large"
             self.from_headers()
         else:
-            self._parsed(parse_messages(body.getvalue()))
+            self._parsed(parse_messages(data))
 
     def from_headers(self) -> None:
         """Modern-era headers name the method and tool when the body cannot be read."""

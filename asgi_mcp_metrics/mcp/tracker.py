@@ -24,12 +24,12 @@ from __future__ import annotations
 from collections.abc import MutableMapping
 from typing import TYPE_CHECKING, Any
 
-from .endpoints import Endpoints
+from .endpoints import Endpoints, may_be_mcp
 from .exchange import McpExchange
 from .policy import ReadPolicy
 from .recording import McpRecording
 from .sessions import Sessions
-from .wire.headers import mcp_request_headers
+from .wire.headers import headers_from, wanted_headers
 
 if TYPE_CHECKING:
     from ..config import Settings
@@ -53,13 +53,16 @@ class McpTracker:
         # HEAD and OPTIONS (CORS preflight) are never MCP messages, on any path.
         if method != "POST" and method != "GET" and method != "DELETE":
             return None
-        headers = scope["headers"]
-        known = self.endpoints.classify(method, scope["path"], headers)
+        known = self.endpoints.classify(method, scope["path"])
         if known is None:
             return None
-        self.sessions.sweep(started)
+        found = wanted_headers(scope["headers"])
+        if not known and not may_be_mcp(method, found):
+            return None
+        if self.sessions.idle:
+            self.sessions.sweep(started)
         return McpExchange(self.policy, self.recording, self.sessions, self.endpoints, scope,
-                           started, mcp_request_headers(headers), known)
+                           started, headers_from(found), known)
 
     def shutdown(self) -> None:
         self.sessions.shutdown()

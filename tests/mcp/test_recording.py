@@ -114,3 +114,49 @@ async def test_wire_and_sdk_paths_give_the_same_labels() -> None:
     assert tools == {"fetch": 1, "search": 1, "_OTHER": 2}
     assert sum(value for labels, value in on_the_wire.items()
                if dict(labels)["name"] == "mcp_server_notifications_total") == 1
+
+
+async def test_a_name_becomes_a_label_once_known_although_the_same_call_came_before(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Calls of one shape share their children, but never past what the label rules say: an
+    unknown name stays ``_OTHER`` only until it is listed, and a tool declared later is
+    counted by its decorator from then on."""
+    from asgi_mcp_metrics import declared_tools
+
+    monkeypatch.setattr(declared_tools, "_declared_tools", set())
+    registry = CollectorRegistry()
+    answers: dict[int, dict[str, Any] | int] = {}
+
+    def handler(body: bytes, scope: dict[str, Any]) -> Reply:
+        message = json.loads(body)
+        answer = answers[message["id"]]
+        if isinstance(answer, int):
+            return json_reply(failure(message["id"], answer, "refused"))
+        return json_reply(result(message["id"], **answer))
+
+    mw = instrument(registry, FakeServer(handler), mcp_paths=["/mcp"])
+    plan: list[tuple[str, dict[str, Any], dict[str, Any] | int]] = [
+        ("tools/call", {"name": "later"}, UNKNOWN),
+        ("tools/call", {"name": "later"}, UNKNOWN),
+        ("tools/list", {}, {"tools": [{"name": "later"}]}),
+        ("tools/call", {"name": "later"}, UNKNOWN),
+        ("tools/call", {"name": "later"}, {"content": []}),
+        ("tools/call", {"name": "later"}, {"content": []}),
+    ]
+    for i, (method, params, answer) in enumerate(plan):
+        answers[i] = answer
+        await post(mw, dumps(request(method, i, **params)))
+    declared_tools.declare_tool("later")
+    answers[99] = {"content": []}
+    await post(mw, dumps(request("tools/call", 99, name="later")))
+
+    calls = {(dict(labels)["gen_ai_tool_name"], dict(labels)["outcome"]): value
+             for labels, value in operation_samples(registry).items()
+             if dict(labels)["name"] == "mcp_tool_calls_total"}
+    assert calls == {("_OTHER", "error"): 2, ("later", "error"): 1, ("later", "ok"): 2}
+    durations = {(dict(labels)["gen_ai_tool_name"], dict(labels)["error_type"]): value
+                 for labels, value in operation_samples(registry).items()
+                 if dict(labels)["name"] == "mcp_server_operation_duration_seconds_count"
+                 and dict(labels)["mcp_method_name"] == "tools/call"}
+    # The declared call is still an operation; only the tool-call count is the decorator's.
+    assert durations == {("_OTHER", "-32602"): 2, ("later", "-32602"): 1, ("later", ""): 3}

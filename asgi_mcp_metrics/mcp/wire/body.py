@@ -50,6 +50,18 @@ class BoundedBuffer:
         self._chunks.append(chunk)
         self._size = size
 
+    def take(self, chunk: bytes, more_body: bool) -> bytes | None:
+        """Feed ``chunk``; the whole body once it is complete (``b""`` after an overflow),
+        ``None`` while more is to come."""
+        if not more_body and not self._chunks and not self.overflowed:
+            # The common case, a body in one message: no copy, no join.
+            if len(chunk) > self._max_bytes:
+                self.overflowed = True
+                return b""
+            return chunk if type(chunk) is bytes else bytes(chunk)
+        self.feed(chunk)
+        return None if more_body else self.getvalue()
+
     def getvalue(self) -> bytes:
         """Everything fed so far, or ``b""`` once the buffer has overflowed."""
         chunks = self._chunks

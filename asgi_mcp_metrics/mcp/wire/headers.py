@@ -22,17 +22,16 @@ _SENTINEL_PREFIX: Final = b"=?base64?"
 _SENTINEL_SUFFIX: Final = b"?="
 _SENTINEL_MIN_LEN: Final = len(_SENTINEL_PREFIX) + len(_SENTINEL_SUFFIX)
 
-_WANTED: Final = frozenset(
-    {
-        b"mcp-method",
-        b"mcp-name",
-        b"mcp-protocol-version",
-        b"mcp-session-id",
-        b"accept",
-        b"content-type",
-        b"last-event-id",
-    }
-)
+#: The :class:`McpHeaders` field of each header name but ``mcp-name``.
+_FIELDS: Final = {
+    b"mcp-method": "method",
+    b"mcp-protocol-version": "protocol_version",
+    b"mcp-session-id": "session_id",
+    b"accept": "accept",
+    b"content-type": "content_type",
+    b"last-event-id": "last_event_id",
+}
+_WANTED: Final = frozenset({*_FIELDS, b"mcp-name"})
 
 
 @dataclass(slots=True)
@@ -89,9 +88,13 @@ def mcp_request_headers(headers: Iterable[tuple[bytes, bytes]]) -> McpHeaders:
     whose repeated values are joined with ``", "`` as HTTP defines. Works on
     response header lists too (``mcp-session-id``, ``content-type``).
     """
+    return headers_from(wanted_headers(headers))
+
+
+def wanted_headers(headers: Iterable[tuple[bytes, bytes]]) -> dict[bytes, bytes]:
+    """The raw values of the headers :class:`McpHeaders` reads, by lower-case name."""
     found: dict[bytes, bytes] = {}
-    for raw_name, raw_value in headers:
-        name = raw_name
+    for name, value in headers:
         if name not in _WANTED:
             # ASGI servers send lowercase names; only pay for lower() when needed.
             if name.islower():
@@ -101,22 +104,23 @@ def mcp_request_headers(headers: Iterable[tuple[bytes, bytes]]) -> McpHeaders:
                 continue
         if name in found:
             if name == b"accept":
-                found[name] = found[name] + b", " + raw_value
+                found[name] = found[name] + b", " + value
             continue
-        found[name] = raw_value
+        found[name] = value
+    return found
 
-    if not found:
-        return McpHeaders()
-    get = found.get
-    return McpHeaders(
-        method=_latin1(get(b"mcp-method")),
-        name=decode_header_value(get(b"mcp-name")),
-        protocol_version=_latin1(get(b"mcp-protocol-version")),
-        session_id=_latin1(get(b"mcp-session-id")),
-        accept=_latin1(get(b"accept")),
-        content_type=_latin1(get(b"content-type")),
-        last_event_id=_latin1(get(b"last-event-id")),
-    )
+
+def headers_from(found: dict[bytes, bytes]) -> McpHeaders:
+    """:class:`McpHeaders` of the raw values :func:`wanted_headers` found."""
+    headers = McpHeaders()
+    if found:
+        # Only the headers present are decoded (a POST carries two or three of them).
+        for name, value in found.items():
+            if name == b"mcp-name":
+                headers.name = decode_header_value(value)
+            else:
+                setattr(headers, _FIELDS[name], value.decode("latin-1"))
+    return headers
 
 
 def media_type(content_type: str | None) -> str | None:
@@ -148,5 +152,3 @@ def session_id_from_query(query_string: bytes | str) -> str | None:
     return unquote_plus(found) or None
 
 
-def _latin1(raw: bytes | None) -> str | None:
-    return None if raw is None else raw.decode("latin-1")

@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from itertools import islice
+from json.scanner import make_scanner
 from typing import Any, Final, Literal
 
 MessageKind = Literal["request", "notification", "response", "error"]
@@ -55,6 +57,9 @@ CLIENT_INFO_META_KEY: Final = "io.modelcontextprotocol/clientInfo"
 
 _NULL_ID: Final[IdKey] = ("null", "")
 _DECODER: Final = json.JSONDecoder()
+#: What ``json.loads`` runs under its Python layers (the C scanner where there is one).
+_SCAN: Final[Callable[[str, int], tuple[Any, int]]] = make_scanner(
+    _DECODER)  # type: ignore[arg-type]  # (the stubs type the class, not its argument)
 _SPACE: Final = re.compile(r"[ \t\n\r]*")
 
 
@@ -104,18 +109,18 @@ def parse_messages(data: bytes | bytearray | str) -> Parsed:
         except UnicodeDecodeError:
             return Parsed(invalid=INVALID_UTF8)
     try:
-        value = json.loads(text)
+        value = _decode(text)
     except RecursionError:
         return Parsed(invalid=INVALID_TOO_DEEP)
-    except ValueError:
-        # JSONDecodeError, and also the int-digits limit for absurdly long numbers.
+    except (ValueError, StopIteration):
+        # Not JSON; also the int-digits limit for absurdly long numbers.
         return Parsed(invalid=INVALID_JSON)
 
     if isinstance(value, dict):
         message = _classify(value)
         if message is None:
             return Parsed(invalid=INVALID_NOT_JSONRPC)
-        return Parsed(messages=[message])
+        return Parsed([message])
     if isinstance(value, list):
         if not value:
             return Parsed(invalid=INVALID_EMPTY_BATCH, batch=True)
@@ -136,6 +141,19 @@ def parse_messages(data: bytes | bytearray | str) -> Parsed:
     return Parsed(invalid=INVALID_NOT_AN_OBJECT)
 
 
+def _decode(text: str) -> Any:
+    """``json.loads(text)``, minus its Python layers: the C scanner is called directly.
+
+    Raises ``StopIteration`` (the scanner's "no value here") or ``ValueError`` where
+    ``json.loads`` raises ``JSONDecodeError``.
+    """
+    start = 0 if text[0] in "{[" else _skip_space(text, 0)
+    value, end = _SCAN(text, start)
+    if end != len(text) and _skip_space(text, end) != len(text):
+        raise ValueError("extra data after the JSON value")
+    return value
+
+
 def _classify(obj: dict[str, Any]) -> Message | None:
     if obj.get("jsonrpc") != "2.0":
         return None
@@ -151,12 +169,9 @@ def _classify(obj: dict[str, Any]) -> Message | None:
         method = obj["method"]
         if not isinstance(method, str):
             return None
-        message = Message(
-            kind="request" if "id" in obj else "notification",
-            method=_label_text(method),
-            id_key=id_key,
-            invalid_id=invalid_id,
-        )
+        message = Message("request" if "id" in obj else "notification",
+                          method if method.isascii() else _label_text(method), id_key,
+                          invalid_id)
         params = obj.get("params")
         if isinstance(params, dict):
             _read_params(message, method, params)
@@ -165,7 +180,7 @@ def _classify(obj: dict[str, Any]) -> Message | None:
     if "error" in obj:
         # An object carrying both "result" and "error" is malformed; the error wins
         # because that is the reading that does not hide a failure.
-        message = Message(kind="error", id_key=id_key, invalid_id=invalid_id)
+        message = Message("error", None, id_key, invalid_id)
         error = obj["error"]
         if isinstance(error, dict):
             code = error.get("code")
@@ -174,7 +189,7 @@ def _classify(obj: dict[str, Any]) -> Message | None:
         return message
 
     if "result" in obj:
-        message = Message(kind="response", id_key=id_key, invalid_id=invalid_id)
+        message = Message("response", None, id_key, invalid_id)
         result = obj["result"]
         if isinstance(result, dict):
             _read_result(message, result)
@@ -246,12 +261,20 @@ def _read_params(message: Message, method: str, params: dict[str, Any]) -> None:
 def _read_result(message: Message, result: dict[str, Any]) -> None:
     # A response does not name its method; these members are specific enough
     # (isError: tools/call, protocolVersion: initialize, tools: tools/list) to be
-    # read from any result.
+    # read from any result.  Only the members present are looked at.
     message.is_error = result.get("isError") is True
-    message.result_type = _label_text(result.get("resultType"))
-    message.protocol_version = _label_text(result.get("protocolVersion"))
-    message.tool_names = listed_names(result.get("tools"))
-    message.prompt_names = listed_names(result.get("prompts"))
+    value = result.get("resultType")
+    if value is not None:
+        message.result_type = _label_text(value)
+    value = result.get("protocolVersion")
+    if value is not None:
+        message.protocol_version = _label_text(value)
+    value = result.get("tools")
+    if value is not None:
+        message.tool_names = listed_names(value)
+    value = result.get("prompts")
+    if value is not None:
+        message.prompt_names = listed_names(value)
 
 
 def listed_names(entries: object) -> tuple[str, ...] | None:

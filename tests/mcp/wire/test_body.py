@@ -87,3 +87,26 @@ def test_repr_shows_state_not_content() -> None:
     buffer = BoundedBuffer(8)
     buffer.feed(b"secret")
     assert repr(buffer) == "BoundedBuffer(size=6, max_bytes=8, overflowed=False)"
+
+
+def test_take_hands_back_the_whole_body_once_it_is_complete() -> None:
+    one = BoundedBuffer(10)
+    chunk = b"0123456789"
+    assert one.take(chunk, False) is chunk  # one message: no copy
+    many = BoundedBuffer(10)
+    assert many.take(b"0123", True) is None
+    assert many.take(bytearray(b"456"), True) is None
+    assert many.take(b"789", False) == b"0123456789"
+    assert not many.overflowed
+
+
+def test_take_past_the_cap_gives_nothing_and_says_so() -> None:
+    single = BoundedBuffer(4)
+    assert single.take(b"12345", False) == b""
+    assert single.overflowed
+    split = BoundedBuffer(4)
+    assert split.take(b"123", True) is None
+    assert split.take(b"45", False) == b""
+    assert split.overflowed
+    copied = BoundedBuffer(4)
+    assert copied.take(memoryview(b"abc"), False) == b"abc"

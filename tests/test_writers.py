@@ -1,0 +1,117 @@
+"""``HistogramWriter`` stores exactly what ``prometheus_client``'s own ``observe`` stores.
+
+It reads the child's internals, so this runs in every ``pc0xx`` tox environment (one per
+supported ``prometheus_client`` minor version), in-process and in multiprocess mode.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from prometheus_client import CollectorRegistry, Histogram
+
+from asgi_mcp_metrics.writers import HistogramWriter
+
+BUCKETS = (0.005, 0.01, 0.1, 1.0, 10.0)
+#: Every bound, just below and above each, zero, negatives and far past the last bound.
+VALUES = [-1.0, 0.0, 1e-9, 0.004999, 0.005, 0.0050001, 0.01, 0.05, 0.1, 0.1000001, 0.99, 1,
+          1.0, 2, 9.999, 10.0, 10.5, 1e12, 3, 0.007]
+
+
+def _pair() -> tuple[CollectorRegistry, CollectorRegistry]:
+    ours, theirs = CollectorRegistry(), CollectorRegistry()
+    for registry, values in ((ours, "writer"), (theirs, "observe")):
+        histogram = Histogram("latency_seconds", "Latency.", ["way"], buckets=BUCKETS,
+                              registry=registry)
+        child = histogram.labels(values)
+        if values == "writer":
+            writer = HistogramWriter(child)
+            for value in VALUES:
+                writer.observe(value)
+        else:
+            for value in VALUES:
+                child.observe(value)
+    return ours, theirs
+
+
+def _samples(registry: CollectorRegistry) -> list[tuple[str, str, float]]:
+    return sorted((sample.name, sample.labels.get("le", ""), sample.value)
+                  for metric in registry.collect() for sample in metric.samples
+                  if not sample.name.endswith("_created"))
+
+
+def test_the_same_buckets_count_and_sum_as_observe() -> None:
+    ours, theirs = _pair()
+    assert _samples(ours) == _samples(theirs)
+    buckets = {le: value for name, le, value in _samples(ours) if name.endswith("_bucket")}
+    # Two negatives/zero/tiny values and 0.004999 and 0.005 itself: the first bucket.
+    assert buckets["0.005"] == 5.0
+    assert buckets["+Inf"] == float(len(VALUES))
+    assert buckets["10.0"] == float(len(VALUES) - 2)  # all but 10.5 and 1e12
+
+
+def test_an_exemplar_is_stored_as_observe_stores_it() -> None:
+    registry = CollectorRegistry()
+    child = Histogram("h_seconds", "H.", buckets=BUCKETS, registry=registry)
+    writer = HistogramWriter(child)
+    writer.observe(0.05, {"trace_id": "abc"})
+    (metric,) = registry.collect()
+    (bucket,) = [s for s in metric.samples if s.labels.get("le") == "0.1"]
+    assert bucket.value == 1.0
+    assert bucket.exemplar is not None and bucket.exemplar.labels == {"trace_id": "abc"}
+
+
+def test_a_parent_histogram_is_refused_like_observe_refuses_it() -> None:
+    histogram = Histogram("p_seconds", "P.", ["way"], registry=CollectorRegistry())
+    with pytest.raises(ValueError) as theirs:
+        histogram.observe(1.0)
+    with pytest.raises(ValueError) as ours:
+        HistogramWriter(histogram)
+    assert str(ours.value) == str(theirs.value)
+
+
+MULTIPROCESS_WRITER = """
+import sys
+from prometheus_client import Histogram
+from asgi_mcp_metrics.writers import HistogramWriter
+values = [float(v) for v in sys.argv[2].split(",")]
+child = Histogram("mp_seconds", "M.", ["way"], buckets=(0.005, 0.01, 0.1, 1.0, 10.0)).labels(
+    sys.argv[1])
+if sys.argv[1] == "writer":
+    writer = HistogramWriter(child)
+    for value in values:
+        writer.observe(value)
+else:
+    for value in values:
+        child.observe(value)
+"""
+
+MULTIPROCESS_READER = """
+import json
+from prometheus_client import CollectorRegistry
+from prometheus_client.multiprocess import MultiProcessCollector
+registry = CollectorRegistry()
+MultiProcessCollector(registry)
+print(json.dumps(sorted([s.name, s.labels.get("way", ""), s.labels.get("le", ""), s.value]
+                        for m in registry.collect() for s in m.samples)))
+"""
+
+
+def test_multiprocess_files_hold_what_observe_writes(tmp_path: Path) -> None:
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
+    values = ",".join(str(v) for v in VALUES)
+    for way in ("writer", "observe"):
+        subprocess.run([sys.executable, "-c", MULTIPROCESS_WRITER, way, values], env=env,
+                       check=True)
+    out = subprocess.run([sys.executable, "-c", MULTIPROCESS_READER], env=env, check=True,
+                         capture_output=True, text=True).stdout
+    by_way: dict[str, list[tuple[str, str, float]]] = {"writer": [], "observe": []}
+    for name, way, le, value in json.loads(out):
+        by_way[way].append((name, le, value))
+    assert by_way["writer"] == by_way["observe"]
+    assert ("mp_seconds_count", "", float(len(VALUES))) in by_way["writer"]
