@@ -1,7 +1,7 @@
 """Benchmark asgi_mcp_metrics against the bare app and its peers, in one interleaved run.
 
-    python benchmarks/run.py                 # everything, about 6 minutes on 2 cores
-    python benchmarks/run.py --quick         # a smoke run, about a minute
+    python benchmarks/run.py                 # everything, about 10 minutes on 2 cores
+    python benchmarks/run.py --quick         # a smoke run, about two minutes
     python benchmarks/run.py --output docs/performance.md
 
 Prints the results as Markdown.  ``--output`` writes them into a file: between the
