@@ -25,6 +25,7 @@ _KNOWN_METHODS = frozenset(
     {"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH", "QUERY"})
 _STATUS_TEXT = {status: str(status) for status in range(100, 600)}
 _UNSEEN: Any = object()
+_Finished = tuple[HistogramWriter, HistogramWriter, HistogramWriter]
 _MAX_CONTENT_TYPES = 256
 
 #: ``stream_end_reason`` values.
@@ -67,20 +68,22 @@ class HttpMetrics:
         #: The in-flight table of the operator surfaces; None when that surface is off.
         self.inflight = (recorder.inflight
                          if settings.surfaces and settings.surfaces_active else None)
-        #: ``(method, route, status, error_type)`` -> the duration and response-size writers
-        #: of a finished request: one look-up per request instead of one per family.
-        self.finished: dict[tuple[str, str, str, str], tuple[Any, Any]] = {}
+        #: ``(method, route, status, error_type)`` -> the duration and body-size writers of a
+        #: finished request: one look-up per request instead of one per family.
+        self.finished: dict[tuple[str, str, str, str], _Finished] = {}
         #: Response ``Content-Type`` values seen -> their stream kind (an app sends a few).
         self.kinds: dict[bytes, str | None] = {}
 
     def finished_children(self, method: str, route: str, status: str,
-                          error_type: str) -> tuple[Any, Any]:
-        """The request-duration and response-size children of a request's outcome."""
+                          error_type: str) -> _Finished:
+        """The request-duration, response-size and request-size writers of a request's
+        outcome."""
         key = (method, route, status, error_type)
         children = self.finished.get(key)
         if children is None:
             children = (HistogramWriter(self.duration.labels(method, route, status, error_type)),
-                        HistogramWriter(self.response_size.labels(method, route)))
+                        HistogramWriter(self.response_size.labels(method, route)),
+                        HistogramWriter(self.request_size.labels(method, route)))
             self.finished[key] = children
         return children
 
@@ -199,6 +202,8 @@ class HttpRecord:
             self.end_stream(error, ended)
             route = self.route
             response_size = http.response_size.labels(method, route)
+            if self.request_bytes:
+                http.request_size.labels(method, route).observe(self.request_bytes)
         else:
             self.active.dec()
             status = self.status
@@ -211,14 +216,14 @@ class HttpRecord:
             children = http.finished.get(key)
             if children is None:
                 children = http.finished_children(*key)
-            duration, response_size = children
+            duration, response_size, request_size = children
             recorder = http.recorder
             duration.observe(ended - self.started,
                              recorder.exemplar() if recorder.exemplars else None)
-        # Like the semantic conventions' body-size metrics, a request without a body has no
-        # request size (GETs would otherwise fill the zero bucket, at a cost per request).
-        if self.request_bytes:
-            http.request_size.labels(method, route).observe(self.request_bytes)
+            # Like the semantic conventions' body-size metrics, a request without a body has
+            # no request size (GETs would otherwise fill the zero bucket, at a cost per request).
+            if self.request_bytes:
+                request_size.observe(self.request_bytes)
         response_size.observe(self.response_bytes)
         return ended
 

@@ -89,16 +89,17 @@ class MetricsMiddleware:
         self.recorder: Recorder = bind(registry, configured,
                                        f"MetricsMiddleware() at {caller()}").recorder
         self.http = HttpMetrics(self.recorder, settings)
-        self._observers: tuple[ObserverFactory, ...] = tuple(self._make_observers())
+        #: The protocol observer (the MCP tracker), or None when MCP parsing is off.
+        self._observer: ObserverFactory | None = self._make_observer()
         self._identity_enabled = (settings.identity != "off"
                                   or settings.identity_resolver is not None)
 
-    def _make_observers(self) -> list[ObserverFactory]:
+    def _make_observer(self) -> ObserverFactory | None:
         if self.settings.mcp_parsing == "off":
-            return []
+            return None
         from .mcp.tracker import McpTracker
 
-        return [McpTracker(self.recorder, self.settings)]
+        return McpTracker(self.recorder, self.settings)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -114,19 +115,20 @@ class MetricsMiddleware:
             await _Exchange(self, scope).run(receive, send)
         elif kind == "websocket":
             await _WebSocket(self, scope).run(receive, send)
-        elif kind == "lifespan" and self._observers:
+        elif kind == "lifespan" and self._observer is not None:
             await self._lifespan(scope, receive, send)
         else:
             await self.app(scope, receive, send)
 
     async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
         async def watch_send(message: Message) -> None:
-            if message.get("type") in ("lifespan.shutdown.complete", "lifespan.shutdown.failed"):
-                for factory in self._observers:
-                    try:
-                        factory.shutdown()
-                    except Exception:
-                        self.recorder.internal_error("shutdown")
+            observer = self._observer
+            if observer is not None and message.get("type") in ("lifespan.shutdown.complete",
+                                                                "lifespan.shutdown.failed"):
+                try:
+                    observer.shutdown()
+                except Exception:
+                    self.recorder.internal_error("shutdown")
             await send(message)
 
         await self.app(scope, receive, watch_send)
@@ -135,22 +137,19 @@ class MetricsMiddleware:
 class _Exchange(HttpRecord):
     """One HTTP request/response (or stream): its record, fed from the ASGI messages."""
 
-    __slots__ = ("mw", "observers", "receive", "send")
+    __slots__ = ("mw", "observer", "receive", "send")
 
     def __init__(self, mw: MetricsMiddleware, scope: Scope) -> None:
         HttpRecord.__init__(self, mw.http, scope)
         self.mw = mw
         scope[OBSERVED_KEY] = True
-        observers: list[ExchangeObserver] = []
-        for factory in mw._observers:
+        observer: ExchangeObserver | None = None
+        if mw._observer is not None:
             try:
-                observer = factory.observe(scope, self.started)
+                observer = mw._observer.observe(scope, self.started)
             except Exception:
                 mw.recorder.internal_error("observe")
-                continue
-            if observer is not None:
-                observers.append(observer)
-        self.observers = observers
+        self.observer = observer
 
     async def run(self, receive: Receive, send: Send) -> None:
         self.receive = receive
@@ -173,9 +172,10 @@ class _Exchange(HttpRecord):
             try:
                 # Still inside the request's trace context: the observations' exemplars.
                 ended = self.finish(error)
-                for observer in self.observers:
+                if self.observer is not None:
                     try:
-                        observer.finish(error=error, disconnected=self.disconnected, ended=ended)
+                        self.observer.finish(error=error, disconnected=self.disconnected,
+                                             ended=ended)
                     except Exception:
                         mw.recorder.internal_error("observer_finish")
             except Exception:
@@ -190,10 +190,8 @@ class _Exchange(HttpRecord):
             if kind == "http.request":
                 body = message.get("body", b"")
                 self.request_bytes += len(body)
-                if self.observers:
-                    more = message.get("more_body", False)
-                    for observer in self.observers:
-                        observer.request_body(body, more)
+                if self.observer is not None:
+                    self.observer.request_body(body, message.get("more_body", False))
             elif kind == "http.disconnect":
                 self._on_disconnect()
         except Exception:
@@ -207,14 +205,13 @@ class _Exchange(HttpRecord):
             if kind == "http.response.body":
                 body = message.get("body", b"")
                 final = not message.get("more_body", False)
-                if self.observers:
-                    for observer in self.observers:
-                        observer.response_body(body, not final)
+                observer = self.observer
+                if observer is not None:
+                    observer.response_body(body, not final)
                     if self.stream_kind is not None:
-                        for observer in self.observers:
-                            refined = observer.stream_kind
-                            if refined is not None:
-                                self.refine_stream(refined)
+                        refined = observer.stream_kind
+                        if refined is not None:
+                            self.refine_stream(refined)
                 if body:
                     if self.stream_kind is None:
                         self.response_bytes += len(body)
@@ -236,9 +233,8 @@ class _Exchange(HttpRecord):
             self.response_complete()
 
     def _on_disconnect(self) -> None:
-        if self.disconnect():
-            for observer in self.observers:
-                observer.disconnect()
+        if self.disconnect() and self.observer is not None:
+            self.observer.disconnect()
 
     def _start(self, message: Message) -> None:
         if self.status or self.stream_kind is not None:
@@ -248,8 +244,8 @@ class _Exchange(HttpRecord):
         status = message["status"]
         headers = message.get("headers", ())
         kind = self.scope.get(STREAM_KEY)
-        for observer in self.observers:
-            observer_kind = observer.response_start(status, headers)
+        if self.observer is not None:
+            observer_kind = self.observer.response_start(status, headers)
             if observer_kind is not None:
                 kind = observer_kind
         if kind is None:

@@ -359,7 +359,7 @@ async def test_our_own_error_is_counted_not_raised(registry: CollectorRegistry) 
             raise KeyError("ours")
 
     mw = instrumented(registry)
-    mw._observers = (Broken(),)  # type: ignore[assignment]
+    mw._observer = Broken()  # type: ignore[assignment]
     ex = await call(mw, http_scope("/items/1"))
     assert ex.status == 200
     assert value(registry, "asgi_mcp_metrics_internal_errors_total", where="observe") == 1

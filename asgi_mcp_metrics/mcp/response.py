@@ -227,7 +227,8 @@ class McpResponse:
             if self.legacy_stream_session is not None:
                 self.sessions.negotiated(self.legacy_stream_session, operation.version)
         outcome, error_type = outcome_of(message)
-        self.sessions.release(operation)
+        if operation.session is not None:
+            self.sessions.release(operation)
         # (Recording is once only: an answer to a request cancelled already changes nothing.)
         self.recording.answered(operation, outcome, error_type, now,
                                 tool_names=message.tool_names or (),

@@ -62,7 +62,7 @@ class McpTracker:
         if self.sessions.idle:
             self.sessions.sweep(started)
         return McpExchange(self.policy, self.recording, self.sessions, self.endpoints, scope,
-                           started, headers_from(found), known)
+                           started, headers_from(found, media=False), known)
 
     def shutdown(self) -> None:
         self.sessions.shutdown()

@@ -73,7 +73,7 @@ async def test_mode_headers_only(registry: CollectorRegistry) -> None:
 async def test_mode_off(registry: CollectorRegistry) -> None:
     mw = instrument(registry, FakeServer(mcp_handler(sse=True)), mcp_parsing="off")
     await traffic(mw)
-    assert mw._observers == ()
+    assert mw._observer is None
     assert total(registry, REQUESTS) == 0
     assert total(registry, "mcp_server_sessions_started_total") == 0
     # The positive control: the same traffic with parsing on is recorded.

@@ -191,7 +191,7 @@ def instrument(registry: CollectorRegistry, app: Any, **options: Any) -> Metrics
 
 
 def tracker_of(mw: MetricsMiddleware) -> McpTracker:
-    observer = mw._observers[0]
+    observer = mw._observer
     assert isinstance(observer, McpTracker)
     return observer
 

@@ -110,15 +110,16 @@ def wanted_headers(headers: Iterable[tuple[bytes, bytes]]) -> dict[bytes, bytes]
     return found
 
 
-def headers_from(found: dict[bytes, bytes]) -> McpHeaders:
-    """:class:`McpHeaders` of the raw values :func:`wanted_headers` found."""
+def headers_from(found: dict[bytes, bytes], *, media: bool = True) -> McpHeaders:
+    """:class:`McpHeaders` of the raw values :func:`wanted_headers` found (without
+    ``accept`` and ``content_type`` unless ``media``)."""
     headers = McpHeaders()
     if found:
         # Only the headers present are decoded (a POST carries two or three of them).
         for name, value in found.items():
             if name == b"mcp-name":
                 headers.name = decode_header_value(value)
-            else:
+            elif media or (name != b"accept" and name != b"content-type"):
                 setattr(headers, _FIELDS[name], value.decode("latin-1"))
     return headers
 

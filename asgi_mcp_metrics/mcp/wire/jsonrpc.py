@@ -159,7 +159,10 @@ def _classify(obj: dict[str, Any]) -> Message | None:
         return None
 
     if "id" in obj:
-        id_key = _id_key(obj["id"])
+        raw = obj["id"]
+        # (The two common ids first: a plain int and a string.)
+        id_key = (("int", raw) if type(raw) is int else ("str", raw) if type(raw) is str
+                  else _id_key(raw))
         invalid_id = id_key is None
     else:
         id_key = None
@@ -236,7 +239,8 @@ def _skip_space(text: str, pos: int) -> int:
 
 def _read_params(message: Message, method: str, params: dict[str, Any]) -> None:
     if method == "tools/call":
-        message.tool_name = _label_text(params.get("name"))
+        name = params.get("name")
+        message.tool_name = name if type(name) is str and name.isascii() else _label_text(name)
     elif method == "prompts/get":
         message.prompt_name = _label_text(params.get("name"))
     elif method == "initialize":
@@ -249,7 +253,7 @@ def _read_params(message: Message, method: str, params: dict[str, Any]) -> None:
 
     # Modern-era (2026-07-28) requests carry version and client in every _meta.
     meta = params.get("_meta")
-    if isinstance(meta, dict):
+    if type(meta) is dict:
         if message.protocol_version is None:
             message.protocol_version = _label_text(meta.get(PROTOCOL_VERSION_META_KEY))
         if message.client_name is None:
