@@ -19,7 +19,7 @@ from .config import Settings
 from .recorder import Recorder
 from .routing import route_label
 from .surfaces.paths import surface_paths
-from .writers import HistogramWriter
+from .writers import HistogramWriter, value_of
 
 _KNOWN_METHODS = frozenset(
     {"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH", "QUERY"})
@@ -37,7 +37,7 @@ SERVER_ERROR = "server_error"
 class HttpMetrics:
     """The HTTP metric families of one front end, and the settings that shape its records."""
 
-    __slots__ = ("active", "duration", "excluded_methods", "excluded_paths",
+    __slots__ = ("active", "active_values", "duration", "excluded_methods", "excluded_paths",
                  "excluded_prefixes", "finished", "first_byte", "inflight", "kinds", "recorder",
                  "request_size", "response_size", "stream_duration", "stream_types",
                  "streams_active", "streams_total")
@@ -71,6 +71,8 @@ class HttpMetrics:
         #: ``(method, route, status, error_type)`` -> the duration and body-size writers of a
         #: finished request: one look-up per request instead of one per family.
         self.finished: dict[tuple[str, str, str, str], _Finished] = {}
+        #: ``(method, scheme)`` -> the in-flight gauge's value (see :func:`.writers.value_of`).
+        self.active_values: dict[tuple[str, str], Any] = {}
         #: Response ``Content-Type`` values seen -> their stream kind (an app sends a few).
         self.kinds: dict[bytes, str | None] = {}
 
@@ -86,6 +88,14 @@ class HttpMetrics:
                         HistogramWriter(self.request_size.labels(method, route)))
             self.finished[key] = children
         return children
+
+    def active_value(self, method: str, scheme: str) -> Any:
+        """The in-flight gauge value of requests with this method and scheme."""
+        key = (method, scheme)
+        value = self.active_values.get(key)
+        if value is None:
+            value = self.active_values[key] = value_of(self.active.labels(method, scheme))
+        return value
 
     def excluded(self, method: str, path: str) -> bool:
         """Requests the settings leave unmeasured (the metrics path among them)."""
@@ -137,8 +147,8 @@ class HttpRecord:
         """An HTTP request starts: it is in flight until its response starts as a stream or ends."""
         method = self.scope["method"]
         self.method = method if method in _KNOWN_METHODS else "_OTHER"
-        self.active = self.http.active.labels(self.method, self.scope.get("scheme", "http"))
-        self.active.inc()
+        self.active = self.http.active_value(self.method, self.scope.get("scheme", "http"))
+        self.active.inc(1)
         if self.http.inflight is not None:
             self.http.inflight.add(self)
 
@@ -149,7 +159,7 @@ class HttpRecord:
         self.status = status
         if stream_kind is not None:
             # A stream leaves the in-flight gauge and the request histogram at once.
-            self.active.dec()
+            self.active.inc(-1)
             self.become_stream(stream_kind)
 
     def accept_websocket(self) -> None:
@@ -205,7 +215,7 @@ class HttpRecord:
             if self.request_bytes:
                 http.request_size.labels(method, route).observe(self.request_bytes)
         else:
-            self.active.dec()
+            self.active.inc(-1)
             status = self.status
             route = route_label(self.scope, self.root_path, status)
             if error is None and status and not self.aborted:

@@ -1,4 +1,4 @@
-"""Histogram observations at the price the recording path can afford.
+"""Observations and increments at the price the recording path can afford.
 
 ``prometheus_client``'s ``Histogram.observe`` checks that the child may be observed, then walks
 the bucket bounds one by one in Python.  A :class:`HistogramWriter` is made once per label child
@@ -7,8 +7,12 @@ binary search plus the same two increments of the child's own values - its sum a
 so the stored values, in-process or in ``PROMETHEUS_MULTIPROC_DIR`` files, are exactly what
 ``observe`` would have stored.  An observation with an exemplar goes through ``observe`` itself.
 
-This reads the child's ``_sum``, ``_buckets`` and ``_upper_bounds``; the tox environments
-``pc020`` ... ``pc026`` run ``tests/test_writers.py`` against every supported
+A counter's or gauge's child increments one value object: :func:`value_of` hands it out once
+(after the same check), so the recording path calls ``inc`` on it directly - what the child's
+``inc`` (and a gauge's ``dec``) would do, minus the checks.
+
+This reads the child's ``_value``, ``_sum``, ``_buckets`` and ``_upper_bounds``; the tox
+environments ``pc020`` ... ``pc026`` run ``tests/test_writers.py`` against every supported
 ``prometheus_client`` minor version, which compares both ways of observing value by value.
 """
 
@@ -39,3 +43,10 @@ class HistogramWriter:
         # The first bucket whose upper bound is >= amount, as observe() finds it (the last
         # bound is +Inf, so there always is one).
         self._buckets[bisect_left(self._bounds, amount)].inc(1)
+
+
+def value_of(child: Any) -> Any:
+    """The value a counter or gauge child increments: ``value_of(c).inc(1)`` is ``c.inc()``,
+    ``value_of(g).inc(-1)`` is ``g.dec()`` (not for a gauge in ``mostrecent`` mode)."""
+    child._raise_if_not_observable()
+    return child._value

@@ -13,9 +13,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from prometheus_client import CollectorRegistry, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from asgi_mcp_metrics.writers import HistogramWriter
+from asgi_mcp_metrics.writers import HistogramWriter, value_of
 
 BUCKETS = (0.005, 0.01, 0.1, 1.0, 10.0)
 #: Every bound, just below and above each, zero, negatives and far past the last bound.
@@ -75,20 +75,49 @@ def test_a_parent_histogram_is_refused_like_observe_refuses_it() -> None:
     assert str(ours.value) == str(theirs.value)
 
 
+def test_value_of_counts_as_inc_and_dec_do() -> None:
+    registry = CollectorRegistry()
+    counter = Counter("calls", "Calls.", ["way"], registry=registry)
+    gauge = Gauge("busy", "Busy.", ["way"], registry=registry)
+    for _ in range(3):
+        value_of(counter.labels("value")).inc(1)
+        counter.labels("inc").inc()
+    for step in (1, 1, -1, 1, -1):
+        value_of(gauge.labels("value")).inc(step)
+        if step > 0:
+            gauge.labels("inc").inc()
+        else:
+            gauge.labels("inc").dec()
+    assert registry.get_sample_value("calls_total", {"way": "value"}) == 3.0
+    assert registry.get_sample_value("calls_total", {"way": "inc"}) == 3.0
+    assert registry.get_sample_value("busy", {"way": "value"}) == 1.0
+    assert registry.get_sample_value("busy", {"way": "inc"}) == 1.0
+
+
 MULTIPROCESS_WRITER = """
 import sys
-from prometheus_client import Histogram
-from asgi_mcp_metrics.writers import HistogramWriter
+from prometheus_client import Counter, Gauge, Histogram
+from asgi_mcp_metrics.writers import HistogramWriter, value_of
 values = [float(v) for v in sys.argv[2].split(",")]
 child = Histogram("mp_seconds", "M.", ["way"], buckets=(0.005, 0.01, 0.1, 1.0, 10.0)).labels(
     sys.argv[1])
+calls = Counter("mp_calls", "C.", ["way"]).labels(sys.argv[1])
+busy = Gauge("mp_busy", "B.", ["way"], multiprocess_mode="livesum").labels(sys.argv[1])
 if sys.argv[1] == "writer":
     writer = HistogramWriter(child)
     for value in values:
         writer.observe(value)
+        value_of(calls).inc(1)
+    value_of(busy).inc(1)
+    value_of(busy).inc(1)
+    value_of(busy).inc(-1)
 else:
     for value in values:
         child.observe(value)
+        calls.inc()
+    busy.inc()
+    busy.inc()
+    busy.dec()
 """
 
 MULTIPROCESS_READER = """
@@ -98,7 +127,8 @@ from prometheus_client.multiprocess import MultiProcessCollector
 registry = CollectorRegistry()
 MultiProcessCollector(registry)
 print(json.dumps(sorted([s.name, s.labels.get("way", ""), s.labels.get("le", ""), s.value]
-                        for m in registry.collect() for s in m.samples)))
+                        for m in registry.collect() for s in m.samples
+                        if "pid" not in s.labels)))
 """
 
 
@@ -115,3 +145,5 @@ def test_multiprocess_files_hold_what_observe_writes(tmp_path: Path) -> None:
         by_way[way].append((name, le, value))
     assert by_way["writer"] == by_way["observe"]
     assert ("mp_seconds_count", "", float(len(VALUES))) in by_way["writer"]
+    assert ("mp_calls_total", "", float(len(VALUES))) in by_way["writer"]
+    assert ("mp_busy", "", 1.0) in by_way["writer"]

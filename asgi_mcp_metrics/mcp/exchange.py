@@ -9,7 +9,7 @@ the client's disconnect say.
 from __future__ import annotations
 
 from asyncio import CancelledError
-from collections.abc import MutableMapping, Sequence
+from collections.abc import Callable, MutableMapping, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
 from .operations import (
@@ -50,8 +50,8 @@ _NOT_JSONRPC: Final = frozenset({INVALID_NOT_JSONRPC, INVALID_NOT_AN_OBJECT})
 class McpExchange:
     """One HTTP exchange on an MCP endpoint."""
 
-    __slots__ = ("endpoints", "policy", "recording", "request", "response", "session_id",
-                 "sessions")
+    __slots__ = ("endpoints", "policy", "recording", "request", "request_body", "response",
+                 "response_body", "response_start", "session_id", "sessions")
 
     def __init__(self, policy: ReadPolicy, recording: McpRecording, sessions: Sessions,
                  endpoints: Endpoints, scope: MutableMapping[str, Any], started: float,
@@ -62,6 +62,11 @@ class McpExchange:
         self.endpoints = endpoints
         self.request = McpRequest(policy, recording, sessions, scope, started, headers, known)
         self.response = McpResponse(policy, recording, sessions, endpoints, self.request)
+        # The middleware's calls go straight to the side they are about.
+        self.request_body: Callable[[bytes, bool], None] = self.request.feed
+        self.response_start: Callable[[int, Sequence[tuple[bytes, bytes]]], str | None] = (
+            self.response.start)
+        self.response_body: Callable[[bytes, bool], None] = self.response.feed
         #: The session this exchange belongs to: while it lasts, the session is not idle.
         self.session_id = headers.session_id
         if self.session_id is not None:
@@ -70,15 +75,6 @@ class McpExchange:
     @property
     def stream_kind(self) -> str | None:
         return self.response.stream_kind
-
-    def request_body(self, chunk: bytes, more_body: bool) -> None:
-        self.request.feed(chunk, more_body)
-
-    def response_start(self, status: int, headers: Sequence[tuple[bytes, bytes]]) -> str | None:
-        return self.response.start(status, headers)
-
-    def response_body(self, chunk: bytes, more_body: bool) -> None:
-        self.response.feed(chunk, more_body)
 
     def disconnect(self) -> None:
         pass  # the middleware tells finish() whether the client left

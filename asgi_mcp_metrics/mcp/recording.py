@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from ..declared_tools import is_declared_tool
 from ..identity import identity_label
-from ..writers import HistogramWriter
+from ..writers import HistogramWriter, value_of
 from .operations import (
     INPUT_REQUIRED,
     OK,
@@ -106,7 +106,7 @@ class McpRecording:
         if children is None:
             children = self._resolve(key)
         requests, duration, tool_calls, tool_duration = children
-        requests.inc()
+        requests.inc(1)
         if duration is None and tool_duration is None:
             return True
         recorder = self.recorder
@@ -118,7 +118,7 @@ class McpRecording:
         # knows the backend and whether the handler raised; recording it here too would count
         # it twice.  Every other tool call is counted and timed here, once.
         if tool_duration is not None and not is_declared_tool(op.tool or ""):
-            tool_calls.inc()
+            tool_calls.inc(1)
             tool_duration.observe(elapsed, exemplar)
         return True
 
@@ -127,7 +127,7 @@ class McpRecording:
         settled: names already admitted as label values)."""
         method, tool, prompt, outcome, error_type, version, transport, identity = key
         recorder = self.recorder
-        requests = self._requests.labels(method, outcome, transport)
+        requests = value_of(self._requests.labels(method, outcome, transport))
         if outcome == REJECTED:
             # The request never ran: it has no latency and is not a tool call.
             children: _OperationChildren = (requests, None, None, None)
@@ -143,7 +143,7 @@ class McpRecording:
                 self._duration.labels(method, tool_label, prompt_label, error_type, version)))
             tool_calls = tool_duration = None
             if tool is not None:
-                tool_calls = self._tool_calls.labels(tool_label, "", outcome, identity)
+                tool_calls = value_of(self._tool_calls.labels(tool_label, "", outcome, identity))
                 tool_duration = HistogramWriter(
                     self._tool_duration.labels(tool_label, "", outcome))
             children = (requests, duration, tool_calls, tool_duration)
