@@ -11,8 +11,9 @@ benchmark can prove that the instrumentation really ran.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from prometheus_client import REGISTRY, CollectorRegistry
 from starlette.applications import Starlette
@@ -33,6 +34,8 @@ VARIANTS = (BARE, OURS, PFI, STARLETTE_EXPORTER, OPENTELEMETRY)
 #: router (or an instrumentation that matches routes again) walks half of it to find it.
 FILLER_ROUTES = 49
 SSE_EVENTS = 10
+#: The query parameter that asks ``/events`` for a stream of another length.
+SSE_LENGTH_PARAMETER = "events"
 
 JSON_REQUEST = Request("GET", "/items/42", headers=((b"host", b"127.0.0.1:8000"),
                                                      (b"accept", b"application/json")))
@@ -45,9 +48,19 @@ async def _item(request: StarletteRequest) -> Response:
     return JSONResponse({"id": item_id, "name": "widget", "tags": ["a", "b"], "price": 9.5})
 
 
+def sse_request(events: int = SSE_EVENTS) -> Request:
+    """``GET /events`` for a stream of ``events`` events (the default needs no query string)."""
+    if events == SSE_EVENTS:
+        return SSE_REQUEST
+    return Request("GET", "/events", headers=SSE_REQUEST.headers,
+                   query_string=f"{SSE_LENGTH_PARAMETER}={events}".encode("ascii"))
+
+
 async def _events(request: StarletteRequest) -> Response:
+    events = int(request.query_params.get(SSE_LENGTH_PARAMETER, SSE_EVENTS))
+
     async def stream() -> AsyncIterator[str]:
-        for number in range(SSE_EVENTS):
+        for number in range(events):
             yield f'event: tick\ndata: {{"n": {number}}}\n\n'
 
     return StreamingResponse(stream(), media_type="text/event-stream")
@@ -68,14 +81,19 @@ def _filler(index: int) -> Route:
     return Route(f"/api/v1/resource{index}", _listing)
 
 
-def build_app() -> Starlette:
-    """A fresh 51-route app: 49 filler routes, ``/items/{item_id:int}`` and ``/events``."""
+def build_app(extra_routes: Sequence[BaseRoute] = (), lifespan: Any = None) -> Starlette:
+    """A fresh 51-route app: 49 filler routes, ``/items/{item_id:int}`` and ``/events``.
+
+    ``extra_routes`` go at the end of the table (the mixed workload's ``/mcp``), with the
+    ``lifespan`` they need.
+    """
     half = FILLER_ROUTES // 2
     routes: list[BaseRoute] = [_filler(i) for i in range(half)]
     routes.append(Route("/items/{item_id:int}", _item))
     routes += [_filler(i) for i in range(half, FILLER_ROUTES)]
     routes.append(Route("/events", _events))
-    return Starlette(routes=routes)
+    routes += extra_routes
+    return Starlette(routes=routes, lifespan=lifespan)
 
 
 def _no_errors() -> int:
@@ -110,9 +128,13 @@ def sample_total(registry: CollectorRegistry, *sample_names: str) -> int:
     return round(total)
 
 
-def build_variant(name: str, *, mcp_parsing: str = "full") -> Variant:
-    """The app with instrumentation ``name`` added (one of :data:`VARIANTS`)."""
-    app = build_app()
+def build_variant(name: str, *, mcp_parsing: str = "full",
+                  app: Starlette | None = None) -> Variant:
+    """``app`` (default: a fresh :func:`build_app`) with instrumentation ``name`` added.
+
+    ``name`` is one of :data:`VARIANTS`.  The peers count every HTTP request they see.
+    """
+    app = build_app() if app is None else app
     if name == OURS:
         return _add_ours(app, mcp_parsing)
     builders: dict[str, Callable[[Starlette], Callable[[], int | None]]] = {
@@ -144,21 +166,35 @@ def _add_pfi(app: Starlette) -> Callable[[], int | None]:
     return lambda: sample_total(registry, "http_requests_total")
 
 
-_starlette_exporter_built = False
+_starlette_exporter_builds = 0
 
 
 def _add_starlette_exporter(app: Starlette) -> Callable[[], int | None]:
     # starlette-exporter always writes to the global REGISTRY and keeps its metric objects on
-    # the middleware class, so two instrumented apps in one process would share counters.
-    # Each benchmark process builds it at most once; the uvicorn runs use one process each.
-    global _starlette_exporter_built
-    if _starlette_exporter_built:
-        raise RuntimeError("starlette-exporter can be built once per process (global registry)")
-    _starlette_exporter_built = True
+    # the middleware class, so every instrumented app in one process shares its counters.  Its
+    # documented ``app_name`` option (a label) tells the apps apart: the first keeps the
+    # default, later ones in the same process get their own name, and each counts only its own.
+    global _starlette_exporter_builds
+    _starlette_exporter_builds += 1
     from starlette_exporter import PrometheusMiddleware
 
-    app.add_middleware(PrometheusMiddleware)
-    return lambda: sample_total(REGISTRY, "starlette_requests_total")
+    app_name = "starlette"
+    if _starlette_exporter_builds > 1:
+        app_name = f"starlette-{_starlette_exporter_builds}"
+        app.add_middleware(PrometheusMiddleware, app_name=app_name)
+    else:
+        app.add_middleware(PrometheusMiddleware)
+    return lambda: _labelled_total(REGISTRY, "starlette_requests_total", "app_name", app_name)
+
+
+def _labelled_total(registry: CollectorRegistry, sample_name: str, label: str,
+                    value: str) -> int:
+    total = 0.0
+    for family in registry.collect():
+        for sample in family.samples:
+            if sample.name == sample_name and sample.labels.get(label) == value:
+                total += sample.value
+    return round(total)
 
 
 def _add_opentelemetry(app: Starlette) -> Callable[[], int | None]:

@@ -60,6 +60,11 @@ class Reply:
     status: int = 0
     body: bytes = b""
     body_messages: int = 0
+    headers: tuple[tuple[bytes, bytes], ...] = ()
+    """Kept, like the body, only when asked for."""
+
+    def header(self, name: bytes) -> bytes | None:
+        return next((value for key, value in self.headers if key.lower() == name), None)
 
 
 class UnexpectedReply(RuntimeError):
@@ -85,6 +90,8 @@ async def call(app: ASGIApp, request: Request, *, keep_body: bool = False) -> Re
         kind = message["type"]
         if kind == "http.response.start":
             reply.status = int(message["status"])
+            if keep_body:
+                reply.headers = tuple(message.get("headers", ()))
         elif kind == "http.response.body":
             reply.body_messages += 1
             if keep_body:

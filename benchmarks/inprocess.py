@@ -8,6 +8,7 @@ recorded nothing would otherwise look wonderfully cheap.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 
@@ -25,16 +26,18 @@ from mcp_app import (
     ERAS,
     MCP_BARE,
     MCP_HTTP_ONLY,
+    MCP_PATH,
     MODERN_ERA,
     build_mcp_variant,
     build_sdk_app,
     check_tool_body,
     check_tool_result,
+    counts_every_request,
     mcp_variant_names,
     tool_call,
     tools_list,
 )
-from mcp_replay import ReplayApp, capture
+from mcp_replay import capture, replay_app
 from timing import CLOCKS, Contender, Summary, interleave, request_batch, summarize
 
 JSON_WORKLOAD = "JSON route (/items/{item_id})"
@@ -73,11 +76,16 @@ def _check_json(reply: Reply) -> str | None:
     return None if reply.status == 200 and reply.body_messages == 1 else f"got {reply}"
 
 
-def _check_sse(reply: Reply) -> str | None:
-    # Ten events plus Starlette's closing empty body message.
-    if reply.status == 200 and reply.body_messages == SSE_EVENTS + 1:
-        return None
-    return f"got {reply}"
+def check_sse(events: int) -> Callable[[Reply], str | None]:
+    """A check for a stream of ``events`` events."""
+
+    def check(reply: Reply) -> str | None:
+        # The events plus Starlette's closing empty body message.
+        if reply.status == 200 and reply.body_messages == events + 1:
+            return None
+        return f"got {reply}"
+
+    return check
 
 
 async def _probe_plain(variant: Variant) -> int:
@@ -100,14 +108,15 @@ async def run_plain(plan: Plan, *, mcp_parsing: str) -> Results:
         contenders.append(Contender(JSON_WORKLOAD, variant.name,
                                     request_batch(variant.app, JSON_REQUEST, _check_json)))
         contenders.append(Contender(SSE_WORKLOAD, variant.name,
-                                    request_batch(variant.app, SSE_REQUEST, _check_sse)))
+                                    request_batch(variant.app, SSE_REQUEST,
+                                                  check_sse(SSE_EVENTS))))
     await interleave(contenders, rounds=plan.rounds, per_round=plan.per_round,
                      warmup=plan.warmup, seed=plan.seed, clock=CLOCKS[plan.clock])
     verified = []
     for variant in variants:
         sent = probes[variant.name] + sum(c.sent for c in contenders
                                           if c.variant == variant.name)
-        verified.append(_verify(variant, sent))
+        verified.append(verify(variant, sent))
     tables = {workload: summarize([c for c in contenders if c.workload == workload], BARE)
               for workload in (JSON_WORKLOAD, SSE_WORKLOAD)}
     return Results(tables, [v for v in verified if v.variant != BARE])
@@ -121,8 +130,14 @@ def replay_workload(era: str) -> str:
     return f"MCP tools/call, protocol {era}, SDK answers replayed"
 
 
+def parsing_workload(era: str) -> str:
+    """The replayed run's table against ``mcp_parsing="off"`` instead of the bare stub."""
+    return f"MCP tools/call, protocol {era}, replayed, against HTTP metrics only"
+
+
 async def run_mcp(sdk_plan: Plan, replay_plan: Plan, *, mcp_parsing: str) -> Results:
-    """``tools/call``: bare, HTTP metrics only, and with MCP parsing; real SDK and replayed."""
+    """``tools/call``: bare, HTTP metrics only, with MCP parsing, and the peers; real SDK and
+    replayed."""
     sdk = await _run_mcp_sdk(sdk_plan, mcp_parsing)
     replayed = await _run_mcp_replay(replay_plan, mcp_parsing)
     return Results({**sdk.tables, **replayed.tables}, sdk.verified + replayed.verified)
@@ -136,7 +151,7 @@ async def _list_tools(variant: Variant, era: str) -> None:
 
 
 async def _run_mcp_sdk(plan: Plan, mcp_parsing: str) -> Results:
-    names = mcp_variant_names(mcp_parsing)
+    names = mcp_variant_names(mcp_parsing, peers=True)
     variants = [build_mcp_variant(name, mcp_parsing=mcp_parsing) for name in names]
     contenders: list[Contender] = []
     async with AsyncExitStack() as stack:
@@ -172,9 +187,10 @@ async def _run_mcp_replay(plan: Plan, mcp_parsing: str) -> Results:
             if problem is not None:
                 raise UnexpectedReply(f"captured tools/call, {era}: {problem}")
             exchanges.append(called)
-    names = mcp_variant_names(mcp_parsing)
+    names = mcp_variant_names(mcp_parsing, peers=True)
     variants = [build_mcp_variant(name, mcp_parsing=mcp_parsing,
-                                  base=lambda: ReplayApp(exchanges)) for name in names]
+                                  base=lambda: replay_app(exchanges, MCP_PATH))
+                for name in names]
     for variant in variants:
         for era in ERAS:
             await _list_tools(variant, era)
@@ -183,20 +199,25 @@ async def _run_mcp_replay(plan: Plan, mcp_parsing: str) -> Results:
     await interleave(contenders, rounds=plan.rounds, per_round=plan.per_round,
                      warmup=plan.warmup, seed=plan.seed, clock=CLOCKS[plan.clock])
     verified = _verify_mcp(variants, contenders, mcp_parsing, probe_calls=0, where="replayed")
-    tables = {replay_workload(era): summarize(
-        [c for c in contenders if c.workload == replay_workload(era)], MCP_BARE) for era in ERAS}
+    tables = {}
+    for era in ERAS:
+        mine = [c for c in contenders if c.workload == replay_workload(era)]
+        tables[replay_workload(era)] = summarize(mine, MCP_BARE)
+        # Against HTTP metrics alone, paired by round: what the MCP parsing itself costs.
+        tables[parsing_workload(era)] = summarize(mine, MCP_HTTP_ONLY)
     return Results(tables, verified)
 
 
 def _verify_mcp(variants: list[Variant], contenders: list[Contender], mcp_parsing: str, *,
                 probe_calls: int, where: str) -> list[Verified]:
-    """HTTP-only variants must count every request, parsed ones every visible tools/call."""
+    """HTTP-level variants (ours with parsing off, the peers) must count every request, the
+    parsed one every visible tools/call."""
     verified = []
     for variant in variants:
         mine = [c for c in contenders if c.variant == variant.name]
         if variant.name == MCP_BARE:
             continue
-        if variant.name == MCP_HTTP_ONLY:
+        if counts_every_request(variant.name):
             # Per era: one tools/list, the probe calls, the timed calls.
             sent = sum(1 + probe_calls + c.sent for c in mine)
         else:
@@ -204,13 +225,14 @@ def _verify_mcp(variants: list[Variant], contenders: list[Contender], mcp_parsin
             visible = [era for era in ERAS if mcp_parsing != "headers_only" or era == MODERN_ERA]
             sent = sum(probe_calls + c.sent for c in mine
                        if any(c.workload.startswith(mcp_workload(era)) for era in visible))
-        checked = _verify(variant, sent)
+        checked = verify(variant, sent)
         verified.append(Verified(f"{checked.variant} ({where})", checked.sent, checked.recorded,
                                  checked.internal_errors))
     return verified
 
 
-def _verify(variant: Variant, sent: int) -> Verified:
+def verify(variant: Variant, sent: int) -> Verified:
+    """What ``variant`` recorded, which must be ``sent``."""
     recorded = variant.recorded()
     if recorded is None:
         return Verified(variant.name, sent, sent)

@@ -12,6 +12,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from starlette.applications import Starlette
+from starlette.routing import Route
+
 from asgi_driver import ASGIApp, Message, Receive, Reply, Request, Scope, Send
 
 
@@ -72,3 +75,12 @@ class ReplayApp:
                 break
         for answer in self._answers[body]:
             await send(dict(answer))
+
+
+def replay_app(exchanges: list[Exchange], path: str) -> Starlette:
+    """:class:`ReplayApp` at ``path`` of a Starlette app, the shape of the SDK's own app.
+
+    The peers are added to a Starlette app; every variant of the replayed run, the bare one
+    included, gets this same routing in front of the stub.
+    """
+    return Starlette(routes=[Route(path, endpoint=ReplayApp(exchanges))])

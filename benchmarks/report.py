@@ -6,15 +6,20 @@ import importlib.metadata
 import importlib.util
 import os
 import platform
+import statistics
 import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from apps import BARE
 from inprocess import Verified as InProcessVerified
 from render_bench import RenderResults
 from server_load import Throughput
 from server_load import Verified as ServerVerified
+from session_memory import ServerMemoryResults, TracedMemory
+from sse_lengths import LONG, MIDDLE, SHORT
+from sse_lengths import Results as SseResults
 from timing import Summary
 
 PACKAGES = (
@@ -116,6 +121,51 @@ def timing_table(rows: Sequence[Summary], rename: Mapping[str, str] | None = Non
         name = (rename or {}).get(row.variant, row.variant)
         lines.append(f"| {name} | {_us(row.median_us)} | {overhead} | "
                      f"{row.ratio:.3f} | {_us(row.spread_us[0])} - {_us(row.spread_us[1])} |")
+    return "\n".join(lines)
+
+
+def sse_lengths_table(results: SseResults) -> str:
+    lines = [f"| variant | µs / stream, {SHORT} events | µs / stream, {LONG} events | "
+             f"overhead / stream, {SHORT} / {LONG} events (µs) | µs / event | "
+             f"overhead / event (µs) | overhead / event, events {SHORT}-{MIDDLE} / "
+             f"{MIDDLE}-{LONG} (µs) | late - early, 95 % interval (µs) |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for row in results.rows:
+        bare = row.variant == BARE
+        overhead_stream = "-" if bare else (f"{_us(row.overhead_per_stream_us[SHORT])} / "
+                                            f"{_us(row.overhead_per_stream_us[LONG])}")
+        low, high = row.growth_interval_us
+        lines.append(
+            f"| {row.variant} | {_us(row.per_stream_us[SHORT])} | "
+            f"{_us(row.per_stream_us[LONG])} | {overhead_stream} | {row.per_event_us:.2f} | "
+            + ("- | - | - |" if bare else
+               f"{row.overhead_per_event_us:.2f} | {row.early_overhead_us:.2f} / "
+               f"{row.late_overhead_us:.2f} | {row.growth_us:+.2f} ({low:+.2f} - {high:+.2f}) |"))
+    return "\n".join(lines)
+
+
+def server_memory_table(results: ServerMemoryResults) -> str:
+    mib, kib = 1024 * 1024, 1024
+    lines = ["| round | variant | RSS before (MiB) | RSS after (MiB) | growth per session (KiB) |",
+             "|---:|---|---:|---:|---:|"]
+    for run in results.runs:
+        lines.append(f"| {run.round + 1} | {run.variant} | {run.rss_before / mib:.1f} | "
+                     f"{run.rss_after / mib:.1f} | {run.per_session / kib:.2f} |")
+    lines.append("")
+    lines.append("| per session, median over rounds | KiB |")
+    lines.append("|---|---:|")
+    for name in (results.bare, results.instrumented):
+        lines.append(f"| {name} | {statistics.median(results.per_session(name)) / kib:.2f} |")
+    lines.append(f"| the library's share (instrumented minus bare, paired by round) | "
+                 f"{statistics.median(results.library_share()) / kib:.2f} |")
+    return "\n".join(lines)
+
+
+def allocation_sites_table(traced: TracedMemory) -> str:
+    lines = ["| where | bytes per session | blocks per session |", "|---|---:|---:|"]
+    for site in traced.top:
+        lines.append(f"| `{site.where}` | {site.bytes_per_session:,.0f} | "
+                     f"{site.blocks_per_session:.1f} |")
     return "\n".join(lines)
 
 

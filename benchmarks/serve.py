@@ -1,8 +1,10 @@
 """The app factory uvicorn imports in each benchmark server process.
 
 ``uvicorn serve:app_from_environment --factory --app-dir benchmarks`` builds the variant named
-by ``BENCH_VARIANT`` of the app named by ``BENCH_APP`` (``plain``, ``mcp``, or ``scrape``: the
-plain app with ``/metrics`` over a registry of ten thousand lines).  One outer path,
+by ``BENCH_VARIANT`` of the app named by ``BENCH_APP``: ``plain``, ``mcp``, ``mixed`` (the plain
+app with the SDK's ``/mcp`` route), ``sessions`` (the SDK app with sessions, answering its open
+sessions and streams), or ``scrape`` (the plain app with ``/metrics`` over a
+registry of ten thousand lines).  One outer path,
 :data:`RECORDED_PATH`, answers how many requests the variant has recorded so far; it sits in
 front of every variant, the bare one included, so it costs them all the same string compare.
 """
@@ -16,7 +18,7 @@ import os
 
 from apps import Variant, build_variant
 from asgi_driver import ASGIApp, Receive, Scope, Send
-from mcp_app import build_mcp_variant
+from mcp_app import build_mcp_variant, build_mixed_app
 
 RECORDED_PATH = "/__bench__/recorded"
 APP_ENV = "BENCH_APP"
@@ -74,6 +76,13 @@ def app_from_environment() -> ASGIApp:
         return RecordedProbe(build_variant(name, mcp_parsing=mcp_parsing), scraped_registry())
     elif kind == "mcp":
         variant = build_mcp_variant(name, mcp_parsing=mcp_parsing)
+    elif kind == "mixed":
+        variant = build_variant(name, mcp_parsing=mcp_parsing, app=build_mixed_app())
+    elif kind == "sessions":
+        from session_memory import session_variant
+
+        variant = session_variant(name, mcp_parsing)
     else:
-        raise ValueError(f"{APP_ENV} must be 'plain', 'scrape' or 'mcp', got {kind!r}")
+        raise ValueError(f"{APP_ENV} must be 'plain', 'scrape', 'mcp', 'mixed' or 'sessions', "
+                         f"got {kind!r}")
     return RecordedProbe(variant)

@@ -39,9 +39,15 @@ HOST = "127.0.0.1"
 MAX_REQUESTS_PER_RUN = 2_000_000
 
 _WRK_SCRIPT = """\
-wrk.method = "{method}"
-{body}
-{headers}
+local requests = {{}}
+local sent = 0
+init = function(args)
+{formats}
+end
+request = function()
+  sent = sent % #requests + 1
+  return requests[sent]
+end
 function done(summary, latency, requests)
   local e = summary.errors
   io.write(string.format(
@@ -59,12 +65,20 @@ class LoadError(RuntimeError):
 
 @dataclass(frozen=True)
 class Load:
-    """The request every connection sends over and over."""
+    """A request the connections send over and over."""
 
     path: str
     method: str = "GET"
     headers: tuple[tuple[str, str], ...] = ()
     body: bytes = b""
+
+
+#: The requests of one load run: every connection sends them in turn (one: a single route).
+Mix = Sequence[Load]
+
+
+def _mix(load: Load | Mix) -> tuple[Load, ...]:
+    return (load,) if isinstance(load, Load) else tuple(load)
 
 
 @dataclass(frozen=True)
@@ -220,30 +234,31 @@ def _lua_string(value: str) -> str:
     return "[==[" + value + "]==]"
 
 
-def _run_wrk(port: int, load: Load, *, connections: int, seconds: float,
+def _run_wrk(port: int, mix: Mix, *, connections: int, seconds: float,
              work_dir: Path) -> RunResult:
-    body = f"wrk.body = {_lua_string(load.body.decode('utf-8'))}" if load.body else ""
-    headers = "\n".join(f"wrk.headers[ {_lua_string(name)} ] = {_lua_string(value)}"
-                        for name, value in load.headers)
+    formats = []
+    for index, load in enumerate(mix, start=1):
+        headers = ", ".join(f"[ {_lua_string(name)} ] = {_lua_string(value)}"
+                            for name, value in load.headers)
+        body = _lua_string(load.body.decode("utf-8")) if load.body else "nil"
+        formats.append(f"  requests[{index}] = wrk.format({_lua_string(load.method)}, "
+                       f"{_lua_string(load.path)}, {{{headers}}}, {body})")
     script = work_dir / "load.lua"
-    script.write_text(_WRK_SCRIPT.format(method=load.method, body=body, headers=headers,
-                                         marker=RESULT_MARKER))
+    script.write_text(_WRK_SCRIPT.format(formats="\n".join(formats), marker=RESULT_MARKER))
     command = ["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s",
-               "-s", str(script), f"http://{HOST}:{port}{load.path}"]
+               "-s", str(script), f"http://{HOST}:{port}{mix[0].path}"]
     return _parse(subprocess.run(command, capture_output=True, text=True, timeout=seconds + 60))
 
 
-def _run_loadgen(port: int, load: Load, *, connections: int, seconds: float,
+def _run_loadgen(port: int, mix: Mix, *, connections: int, seconds: float,
                  work_dir: Path) -> RunResult:
-    command = [sys.executable, str(BENCH_DIR / "loadgen.py"), f"http://{HOST}:{port}{load.path}",
-               "--connections", str(connections), "--seconds", str(seconds),
-               "--max-requests", str(MAX_REQUESTS_PER_RUN), "--method", load.method]
-    for name, value in load.headers:
-        command += ["--header", f"{name}: {value}"]
-    if load.body:
-        body_file = work_dir / "body"
-        body_file.write_bytes(load.body)
-        command += ["--body-file", str(body_file)]
+    requests = work_dir / "requests.json"
+    requests.write_text(json.dumps([
+        {"method": load.method, "path": load.path, "headers": list(load.headers),
+         "body": load.body.decode("latin-1")} for load in mix]), encoding="utf-8")
+    command = [sys.executable, str(BENCH_DIR / "loadgen.py"), f"http://{HOST}:{port}",
+               "--requests", str(requests), "--connections", str(connections),
+               "--seconds", str(seconds), "--max-requests", str(MAX_REQUESTS_PER_RUN)]
     return _parse(subprocess.run(command, capture_output=True, text=True, timeout=seconds + 60))
 
 
@@ -259,11 +274,12 @@ def _parse(finished: subprocess.CompletedProcess[str]) -> RunResult:
                     f"{finished.stderr}")
 
 
-def load_once(server: Server, load: Load, *, connections: int, seconds: float) -> RunResult:
+def load_once(server: Server, load: Load | Mix, *, connections: int,
+              seconds: float) -> RunResult:
     runner = _run_wrk if shutil.which("wrk") else _run_loadgen
     with tempfile.TemporaryDirectory(prefix="asgi-mcp-metrics-load-") as work_dir:
         cpu_before = process_cpu_seconds(server.process.pid)
-        result = runner(server.port, load, connections=connections, seconds=seconds,
+        result = runner(server.port, _mix(load), connections=connections, seconds=seconds,
                         work_dir=Path(work_dir))
         cpu_after = process_cpu_seconds(server.process.pid)
     if cpu_before is not None and cpu_after is not None:
@@ -283,7 +299,7 @@ class Plan:
     seed: int
 
 
-def interleave_load(servers: Sequence[Server], load: Load, plan: Plan) -> None:
+def interleave_load(servers: Sequence[Server], load: Load | Mix, plan: Plan) -> None:
     """A warm-up run per server, then ``plan.rounds`` rounds in shuffled order."""
     for server in servers:
         server.warmup.append(load_once(server, load, connections=plan.connections,

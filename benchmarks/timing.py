@@ -33,6 +33,8 @@ class Contender:
     workload: str
     variant: str
     batch: Batch
+    per_round: int | None = None
+    """Requests per round (and for the warm-up) instead of the run's, for a heavier request."""
     sent: int = 0
     seconds_per_request: list[float] = field(default_factory=list)
 
@@ -56,19 +58,21 @@ async def interleave(contenders: Sequence[Contender], *, rounds: int, per_round:
     """Warm every contender up, then time ``rounds`` shuffled rounds of ``per_round`` requests."""
     shuffler = random.Random(seed)
     for contender in contenders:
-        await contender.batch(warmup)
-        contender.sent += warmup
+        count = contender.per_round or warmup
+        await contender.batch(count)
+        contender.sent += count
     order = list(contenders)
     for _ in range(rounds):
         shuffler.shuffle(order)
         for contender in order:
+            count = contender.per_round or per_round
             # Garbage left by the previous contender is collected now, not on this one's clock.
             gc.collect()
             started = clock()
-            await contender.batch(per_round)
+            await contender.batch(count)
             elapsed = clock() - started
-            contender.sent += per_round
-            contender.seconds_per_request.append(elapsed / per_round)
+            contender.sent += count
+            contender.seconds_per_request.append(elapsed / count)
 
 
 @dataclass(frozen=True)
