@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import re
 import weakref
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from typing import Any
 
 from prometheus_client import Counter, Gauge, Histogram
@@ -60,10 +60,12 @@ def fast_format(encoder: Encoder) -> str | None:
 
 
 def encode(registry: CollectorRegistry, fmt: str, own: Collection[Any], encoder: Encoder, *,
-           created: bool = True, wrap: Callable[[Collector], Collector] | None = None) -> bytes:
+           created: bool = True, wrap: Callable[[Collector], Collector] | None = None,
+           pause: Callable[[], None] | None = None) -> bytes:
     """``registry`` in format ``fmt``, the collectors in ``own`` by this module, the rest by
     ``encoder`` (each run of them through ``wrap`` first, when given); ``created=False`` leaves
-    the ``_created`` samples of ``own`` out (``wrap`` does so for the rest)."""
+    the ``_created`` samples of ``own`` out (``wrap`` does so for the rest).  ``pause`` is
+    called after every :data:`PAUSE_EVERY` label children of ``own``."""
     with registry._lock:
         collectors = list(registry._collector_to_names)
         target_info = registry._target_info
@@ -87,7 +89,7 @@ def encode(registry: CollectorRegistry, fmt: str, own: Collection[Any], encoder:
             others.append(collector)
         else:
             flush()
-            parts.append(family.render(collector, fmt, created).encode("utf-8"))
+            parts.append(family.render(collector, fmt, created, pause).encode("utf-8"))
     flush()
     if fmt == OPENMETRICS:
         parts.append(_EOF)
@@ -164,7 +166,8 @@ class _Family:
         with metric._lock:
             return list(metric._metrics.items())
 
-    def render(self, metric: Any, fmt: str, created: bool) -> str:
+    def render(self, metric: Any, fmt: str, created: bool,
+               pause: Callable[[], None] | None = None) -> str:
         children = self._children(metric)
         old = self.prefixes
         prefixes = {}
@@ -178,12 +181,13 @@ class _Family:
             self.prefixes = {**{k: v for k, v in old.items() if k[1] in live}, **prefixes}
         out: list[str] = []
         lines = [prefixes[(fmt, values)] for values, _ in children]
+        rows = _rows(children, lines, pause)
         if self.kind == "histogram":
-            self._histogram(fmt, created, children, lines, out)
+            self._histogram(fmt, created, rows, out)
         elif self.kind == "counter":
-            self._counter(fmt, created, children, lines, out)
+            self._counter(fmt, created, rows, out)
         else:
-            self._gauge(fmt, children, lines, out)
+            self._gauge(fmt, rows, out)
         return "".join(out)
 
     def _header(self, fmt: str, name: str, kind: str) -> str:
@@ -209,40 +213,39 @@ class _Family:
         return (*buckets, f"{name}_count{labels} ", f"{name}_sum{labels} ",
                 f"{name}_created{labels} ")
 
-    def _counter(self, fmt: str, created: bool, children: list[tuple[Any, Any]],
-                 lines: list[tuple[str, ...]], out: list[str]) -> None:
+    def _counter(self, fmt: str, created: bool, rows: Iterable[_Row], out: list[str]) -> None:
         if fmt == TEXT:
             out.append(self._header(fmt, f"{self.name}_total", "counter"))
-            out.extend(f"{prefix[0]}{_go(child._value.get())}\n"
-                       for (_, child), prefix in zip(children, lines, strict=True))
-            if created and children:
+            created_lines = []
+            for (_, child), prefix in rows:
+                out.append(f"{prefix[0]}{_go(child._value.get())}\n")
+                if created:
+                    created_lines.append(f"{prefix[1]}{_go(child._created)}\n")
+            if created_lines:
                 out.append(self._header(fmt, f"{self.name}_created", "gauge"))
-                out.extend(f"{prefix[1]}{_go(child._created)}\n"
-                           for (_, child), prefix in zip(children, lines, strict=True))
+                out.extend(created_lines)
             return
         out.append(self._header(fmt, self.name, "counter"))
-        for (_, child), prefix in zip(children, lines, strict=True):
+        for (_, child), prefix in rows:
             out.append(f"{prefix[0]}{_go(child._value.get())}\n")
             if created:
                 out.append(f"{prefix[1]}{_go(child._created)}\n")
 
-    def _gauge(self, fmt: str, children: list[tuple[Any, Any]], lines: list[tuple[str, ...]],
-               out: list[str]) -> None:
+    def _gauge(self, fmt: str, rows: Iterable[_Row], out: list[str]) -> None:
         out.append(self._header(fmt, self.name, "gauge"))
-        for (_, child), prefix in zip(children, lines, strict=True):
+        for (_, child), prefix in rows:
             if "_child_samples" in vars(child):  # set_function: the value is read now
                 value = float(child._child_samples()[0][2])
             else:
                 value = child._value.get()
             out.append(f"{prefix[0]}{_go(value)}\n")
 
-    def _histogram(self, fmt: str, created: bool, children: list[tuple[Any, Any]],
-                   lines: list[tuple[str, ...]], out: list[str]) -> None:
+    def _histogram(self, fmt: str, created: bool, rows: Iterable[_Row], out: list[str]) -> None:
         out.append(self._header(fmt, self.name, "histogram"))
         has_sum = self.has_sum
         append = out.append
         created_lines = []
-        for (_, child), prefix in zip(children, lines, strict=True):
+        for (_, child), prefix in rows:
             acc = 0.0
             bucket = 0
             for bucket, value in enumerate(child._buckets):
@@ -261,3 +264,22 @@ class _Family:
             append(self._header(fmt, f"{self.name}_created", "gauge"))
             out.extend(created_lines)
 
+
+
+#: One label child (its values and the child) with its line prefixes.
+_Row = tuple[tuple[tuple[str, ...], Any], tuple[str, ...]]
+#: Label children rendered between two calls of ``encode``'s ``pause``.
+PAUSE_EVERY = 16
+
+
+def _rows(children: list[tuple[tuple[str, ...], Any]], lines: list[tuple[str, ...]],
+          pause: Callable[[], None] | None) -> Iterable[_Row]:
+    rows = zip(children, lines, strict=True)
+    return rows if pause is None else _paced(rows, pause)
+
+
+def _paced(rows: Iterable[_Row], pause: Callable[[], None]) -> Iterator[_Row]:
+    for index, row in enumerate(rows, 1):
+        yield row
+        if not index % PAUSE_EVERY:
+            pause()

@@ -10,12 +10,12 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import gzip as gzip_module
 import hmac
 import inspect
 import logging
 import time
-from collections.abc import Iterator, Mapping, Sequence
+import zlib
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qs
@@ -151,6 +151,10 @@ async def _call_auth(auth: AuthCheck, headers: Mapping[str, str]) -> bool:
     return verdict is True
 
 
+#: How long an offloaded render sleeps in each of its pauses (every few label children).
+RENDER_PAUSE_SECONDS = 0.0001
+
+
 def render(
     registry: Collector,
     *,
@@ -160,6 +164,7 @@ def render(
     gzip: bool,
     created_series: bool = True,
     reap_dead_workers: bool = True,
+    pause: Callable[[], None] | None = None,
 ) -> Exposition:
     """Render ``registry`` for one scrape.
 
@@ -167,7 +172,8 @@ def render(
     worker processes are rendered instead of ``registry``: this worker's scrape-time gauges are
     written to its files first, and (``reap_dead_workers``) workers that are gone are dropped
     from the live gauges.  ``created_series=False`` leaves out the ``_created`` samples of every
-    counter, histogram and summary.
+    counter, histogram and summary.  ``pause`` is called every few label children of the
+    library's own families (see :func:`.encoder.encode`).
     """
     merged = multiprocess.merged_collector(reap=reap_dead_workers, before=lambda:
                                            refresh_callbacks(registry))
@@ -178,7 +184,8 @@ def render(
                                                                         CollectorRegistry):
         body = encode(registry, fmt, library_metrics(registry), encoder,
                       created=created_series,
-                      wrap=None if created_series else lambda c: _Samples(c, None, False))
+                      wrap=None if created_series else lambda c: _Samples(c, None, False),
+                      pause=pause)
     else:
         if names or not created_series:
             source = _Samples(source, frozenset(names) or None, created_series)
@@ -189,7 +196,9 @@ def render(
         (b"vary", b"Accept, Accept-Encoding" if gzip else b"Accept"),
     ]
     if gzip and _accepts_gzip(accept_encoding):
-        body = gzip_module.compress(body, compresslevel=GZIP_LEVEL)
+        # zlib itself (gzip framing: wbits 31), which lets other threads run meanwhile.
+        compressor = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 31)
+        body = compressor.compress(body) + compressor.flush()
         headers.append((b"content-encoding", b"gzip"))
     headers.append((b"content-length", str(len(body)).encode("ascii")))
     return Exposition(200, headers, body)
@@ -330,7 +339,10 @@ class MetricsEndpoint:
         accept, accept_encoding = headers.get("accept", ""), headers.get("accept-encoding", "")
         try:
             if self._should_offload():
-                return await asyncio.to_thread(self._timed_render, accept, accept_encoding, names)
+                # A worker thread still holds the GIL while it encodes: it gives it up every
+                # few series, so the event loop's requests wait for a slice, not the render.
+                return await asyncio.to_thread(self._timed_render, accept, accept_encoding,
+                                               names, _release_gil)
             return self._timed_render(accept, accept_encoding, names)
         except Exception:
             logger.exception("rendering the metrics exposition failed")
@@ -340,7 +352,8 @@ class MetricsEndpoint:
         threshold = self.render_offload_seconds
         return threshold == 0 or self._last_render_seconds > threshold
 
-    def _timed_render(self, accept: str, accept_encoding: str, names: list[str]) -> Exposition:
+    def _timed_render(self, accept: str, accept_encoding: str, names: list[str],
+                      pause: Callable[[], None] | None = None) -> Exposition:
         started = time.perf_counter()
         try:
             return render(
@@ -351,9 +364,16 @@ class MetricsEndpoint:
                 gzip=self.gzip,
                 created_series=self.created_series,
                 reap_dead_workers=self.reap_dead_workers,
+                pause=pause,
             )
         finally:
             self._last_render_seconds = time.perf_counter() - started
+
+
+def _release_gil() -> None:
+    """Let the event loop's thread run.  ``sleep(0)`` would give the GIL up only to take it back
+    at once, before a waiting thread wakes up; a sleep of its own lets that thread in."""
+    time.sleep(RENDER_PAUSE_SECONDS)
 
 
 def _header_map(raw_headers: Sequence[tuple[bytes, bytes]]) -> dict[str, str]:

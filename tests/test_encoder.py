@@ -34,7 +34,7 @@ from prometheus_client.registry import Collector
 
 from asgi_mcp_metrics import MetricsMiddleware
 from asgi_mcp_metrics._binding import library_metrics
-from asgi_mcp_metrics.encoder import OPENMETRICS, TEXT, encode, fast_format
+from asgi_mcp_metrics.encoder import OPENMETRICS, PAUSE_EVERY, TEXT, encode, fast_format
 from asgi_mcp_metrics.exposition import render
 
 OPENMETRICS_ACCEPT = "application/openmetrics-text; version=1.0.0"
@@ -117,6 +117,49 @@ def test_byte_identical_to_prometheus_client(generated: tuple[CollectorRegistry,
         assert encode(registry, TEXT, own, generate_latest) == generate_latest(registry)
         assert (encode(registry, OPENMETRICS, own, generate_openmetrics)
                 == generate_openmetrics(registry))
+    # Pausing (as an offloaded render does) changes nothing of the bytes.
+    pauses: list[None] = []
+    assert (encode(registry, TEXT, own, generate_latest, pause=lambda: pauses.append(None))
+            == generate_latest(registry))
+    assert (encode(registry, OPENMETRICS, own, generate_openmetrics,
+                   pause=lambda: pauses.append(None)) == generate_openmetrics(registry))
+
+
+def test_a_paused_render_pauses_every_few_children() -> None:
+    registry = CollectorRegistry()
+    histogram = Histogram("h_seconds", "H.", ["n"], registry=registry)
+    counter = Counter("c", "C.", ["n"], registry=registry)
+    for n in range(PAUSE_EVERY * 3 + 1):
+        histogram.labels(str(n)).observe(0.1)
+    for n in range(PAUSE_EVERY * 2):
+        counter.labels(str(n)).inc()
+    for fmt, encoder in ((TEXT, generate_latest), (OPENMETRICS, generate_openmetrics)):
+        pauses: list[None] = []
+        body = encode(registry, fmt, [histogram, counter], encoder,
+                      pause=lambda: pauses.append(None))
+        assert body == encoder(registry)
+        assert len(pauses) == 3 + 2
+
+
+def test_an_offloaded_render_pauses(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The endpoint's worker-thread renders give the event loop its turns; the loop's own
+    renders do not pause."""
+    from asgi_mcp_metrics import MetricsEndpoint, exposition
+
+    registry = CollectorRegistry()
+    histogram = Histogram("h_seconds", "H.", ["n"], registry=registry)
+    for n in range(PAUSE_EVERY * 2):
+        histogram.labels(str(n)).observe(0.1)
+    pauses: list[None] = []
+    monkeypatch.setattr(exposition, "_release_gil", lambda: pauses.append(None))
+    monkeypatch.setattr(exposition, "library_metrics", lambda registry: [histogram])
+    for offload, expected in ((None, 0), (0.0, 2)):
+        pauses.clear()
+        endpoint = MetricsEndpoint(registry=registry, render_offload_seconds=offload) \
+            if offload is not None else MetricsEndpoint(registry=registry)
+        answer = asyncio.run(endpoint.answer("GET", {}, ""))
+        assert answer.status == 200 and b'h_seconds_count{n="0"} 1.0' in answer.body
+        assert len(pauses) == expected
 
 
 def _served_registry() -> CollectorRegistry:
