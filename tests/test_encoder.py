@@ -133,8 +133,9 @@ def test_a_paused_render_pauses_every_few_children() -> None:
         histogram.labels(str(n)).observe(0.1)
     for n in range(PAUSE_EVERY * 2):
         counter.labels(str(n)).inc()
+    pauses: list[None] = []
     for fmt, encoder in ((TEXT, generate_latest), (OPENMETRICS, generate_openmetrics)):
-        pauses: list[None] = []
+        pauses.clear()
         body = encode(registry, fmt, [histogram, counter], encoder,
                       pause=lambda: pauses.append(None))
         assert body == encoder(registry)
