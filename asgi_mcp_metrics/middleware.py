@@ -175,10 +175,14 @@ class _Exchange(HttpRecord):
             try:
                 # Still inside the request's trace context: the observations' exemplars.
                 ended = self.finish(error)
-                if self.observer is not None:
+                observer = self.observer
+                if observer is not None:
+                    # An app may keep this exchange's receive() after it is over (the mcp SDK
+                    # does, for a session's POSTs): the observer's state goes now.
+                    self.observer = self.body_observer = None
                     try:
-                        self.observer.finish(error=error, disconnected=self.disconnected,
-                                             ended=ended)
+                        observer.finish(error=error, disconnected=self.disconnected,
+                                        ended=ended)
                     except Exception:
                         mw.recorder.internal_error("observer_finish")
             except Exception:

@@ -9,7 +9,7 @@ the client's disconnect say.
 from __future__ import annotations
 
 from asyncio import CancelledError
-from collections.abc import Callable, MutableMapping, Sequence
+from collections.abc import MutableMapping, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
 from .operations import (
@@ -50,23 +50,15 @@ _NOT_JSONRPC: Final = frozenset({INVALID_NOT_JSONRPC, INVALID_NOT_AN_OBJECT})
 class McpExchange:
     """One HTTP exchange on an MCP endpoint."""
 
-    __slots__ = ("endpoints", "policy", "recording", "request", "request_body", "response",
-                 "response_body", "response_start", "session_id", "sessions")
+    # (The policy, the recording, the sessions and the endpoints are the response side's:
+    # an exchange of a stream is held as long as the stream, so it keeps no copies.)
+    __slots__ = ("request", "response", "session_id")
 
     def __init__(self, policy: ReadPolicy, recording: McpRecording, sessions: Sessions,
                  endpoints: Endpoints, scope: MutableMapping[str, Any], started: float,
                  headers: McpHeaders, known: bool) -> None:
-        self.policy = policy
-        self.recording = recording
-        self.sessions = sessions
-        self.endpoints = endpoints
         self.request = McpRequest(policy, recording, sessions, scope, started, headers, known)
         self.response = McpResponse(policy, recording, sessions, endpoints, self.request)
-        # The middleware's calls go straight to the side they are about.
-        self.request_body: Callable[[bytes, bool], None] = self.request.feed
-        self.response_start: Callable[[int, Sequence[tuple[bytes, bytes]]], str | None] = (
-            self.response.start)
-        self.response_body: Callable[[bytes, bool], bool] = self.response.feed
         #: The session this exchange belongs to: while it lasts, the session is not idle.
         self.session_id = headers.session_id
         if self.session_id is not None:
@@ -76,28 +68,37 @@ class McpExchange:
     def stream_kind(self) -> str | None:
         return self.response.stream_kind
 
+    def request_body(self, chunk: bytes, more_body: bool) -> None:
+        self.request.feed(chunk, more_body)
+
+    def response_start(self, status: int, headers: Sequence[tuple[bytes, bytes]]) -> str | None:
+        return self.response.start(status, headers)
+
+    def response_body(self, chunk: bytes, more_body: bool) -> bool:
+        return self.response.feed(chunk, more_body)
+
     def disconnect(self) -> None:
         pass  # the middleware tells finish() whether the client left
 
     def finish(self, *, error: BaseException | None, disconnected: bool, ended: float) -> None:
-        recording = self.recording
+        recording = self.response.recording
         request = self.request
         response = self.response
         if self.session_id is not None:
-            self.sessions.leave(self.session_id, ended)
+            self.response.sessions.leave(self.session_id, ended)
         response.close()
         request.body = None
         if response.legacy_stream_session is not None:
-            self.sessions.end(response.legacy_stream_session,
+            self.response.sessions.end(response.legacy_stream_session,
                                  _stream_end_reason(error, disconnected), ended)
         status = response.status
         if not request.is_mcp:
             if 200 <= status < 300 and request.invalid in _NOT_JSONRPC:
-                self.endpoints.remember(request.path, False)
+                self.response.endpoints.remember(request.path, False)
             return
         if request.http_method == "POST" and (200 <= status < 300 or response.answered):
             # Accepted, or answered by id: a JSON-RPC endpoint (a refusal alone proves nothing).
-            self.endpoints.remember(request.path, True)
+            self.response.endpoints.remember(request.path, True)
         if request.invalid is not None:
             recording.parse_limit("request_body", request.invalid)
         if request.invalid_elements:
@@ -113,7 +114,7 @@ class McpExchange:
         self._settle(error, disconnected, ended)
 
     def _sessions(self, status: int, ended: float) -> None:
-        sessions = self.sessions
+        sessions = self.response.sessions
         request = self.request
         response = self.response
         request_session = None if request.modern else request.headers.session_id
@@ -125,7 +126,7 @@ class McpExchange:
         elif 200 <= status < 300:
             if (response.session_id and request_session is None and post_session is None
                     and request.http_method == "POST"
-                    and (request.initialize or not self.policy.parse_requests)):
+                    and (request.initialize or not self.response.policy.parse_requests)):
                 # Headers-only mode cannot see the method; only an initialize is answered
                 # 2xx with a new session id.
                 sessions.start(response.session_id, STREAMABLE, request.started)
@@ -141,7 +142,7 @@ class McpExchange:
                 missing_session=(not request.modern and request_session is None
                                  and post_session is None and not request.initialize
                                  and (request.parsed or request.http_method != "POST")))
-            self.recording.protocol_error(reason)
+            self.response.recording.protocol_error(reason)
 
     def _settle(self, error: BaseException | None, disconnected: bool, ended: float) -> None:
         """Requests that got no answer on this exchange."""
@@ -150,7 +151,7 @@ class McpExchange:
             return
         operations = request.operations
         request.operations = {}
-        sessions = self.sessions
+        sessions = self.response.sessions
         for operation in operations.values():
             if operation.settled:
                 continue
@@ -161,7 +162,7 @@ class McpExchange:
             verdict = self._unanswered(operation, error, disconnected)
             if verdict is None:
                 operation.settled = True
-                self.recording.parse_limit("response", "no_stream")
+                self.response.recording.parse_limit("response", "no_stream")
             else:
                 sessions.settle(operation, verdict[0], verdict[1], ended)
 
@@ -190,7 +191,7 @@ class McpExchange:
             return REJECTED, f"http_{status}"
         if self.request.legacy_post_session is not None and status == 202:
             return None  # accepted, but its session's stream is not one we saw open
-        if response.unparsed or not (response.reading or self.policy.parse_responses):
+        if response.unparsed or not (response.reading or self.response.policy.parse_responses):
             # Not read (by mode, or past a size cap): a 2xx is all there is to go by.
             return OK, ""
         if response.invalid:
@@ -199,7 +200,7 @@ class McpExchange:
 
     def _discard(self) -> None:
         """A redirect: the client sends the request again, and that one counts."""
-        release = self.sessions.release
+        release = self.response.sessions.release
         for operation in self.request.operations.values():
             release(operation)
             operation.settled = True

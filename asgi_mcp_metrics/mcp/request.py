@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import MutableMapping
 from time import perf_counter
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from .operations import Operation
 from .wire.body import BoundedBuffer
@@ -24,12 +24,16 @@ if TYPE_CHECKING:
     from .sessions import Sessions
 
 
+#: The operations of a request that has none: never written to (see :meth:`McpRequest._add`).
+_NO_OPERATIONS: Final[dict[IdKey | None, Operation]] = {}
+
+
 class McpRequest:
     """What the request of one exchange says, read from its body or its headers."""
 
     __slots__ = ("batch", "body", "headers", "headers_used", "http_method", "initialize",
                  "invalid", "invalid_elements", "invalid_ids", "is_mcp", "legacy_post_session",
-                 "lists_tools", "modern", "operations", "parsed", "path", "recording", "scope",
+                 "lists_tools", "modern", "operations", "parsed", "path", "recording",
                  "sessions", "started", "subscription", "transport", "version")
 
     def __init__(self, policy: ReadPolicy, recording: McpRecording, sessions: Sessions,
@@ -37,7 +41,6 @@ class McpRequest:
                  known: bool) -> None:
         self.recording = recording
         self.sessions = sessions
-        self.scope = scope
         self.started = started
         self.headers = headers
         self.http_method: str = scope["method"]
@@ -63,7 +66,8 @@ class McpRequest:
         self.subscription = False
         self.lists_tools = False
         #: Requests waiting for their answer, by JSON-RPC id (None: known from headers only).
-        self.operations: dict[IdKey | None, Operation] = {}
+        #: Shared and empty until the first one (a GET stream, held for hours, has none).
+        self.operations: dict[IdKey | None, Operation] = _NO_OPERATIONS
 
     def feed(self, chunk: bytes, more_body: bool) -> None:
         body = self.body
@@ -135,11 +139,14 @@ class McpRequest:
             self.subscription = True
         elif method == "tools/list":
             self.lists_tools = True
-        if id_key in self.operations:
+        operations = self.operations
+        if operations is _NO_OPERATIONS:
+            operations = self.operations = {}
+        elif id_key in operations:
             # Two requests with one id in one message: their answers cannot be told apart.
             self.recording.parse_limit("request_body", "duplicate_id")
         is_tool_call = method == "tools/call"
-        self.operations[id_key] = Operation(
+        operations[id_key] = Operation(
             id_key=id_key, method=method_label(method),
             tool=(tool or "") if is_tool_call else None,
             prompt=prompt if method == "prompts/get" else None,

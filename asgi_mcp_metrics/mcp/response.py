@@ -75,7 +75,8 @@ class McpResponse:
                 name = name.lower()
             if name == b"content-type":
                 content_type = value.lower()
-            elif name == b"mcp-session-id":
+            elif name == b"mcp-session-id" and request.http_method == "POST":
+                # (Only a POST's answer can start a session; a GET stream's echoes its own.)
                 self.session_id = value.decode("latin-1")
         if 300 <= status < 400:
             return None  # a redirect (e.g. /messages -> /messages/): the request comes again

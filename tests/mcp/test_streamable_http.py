@@ -302,3 +302,35 @@ async def test_server_errors_5xx_are_errors(registry: CollectorRegistry) -> None
     await post(mw, dumps(request("tools/call", 1, name="add")))
     assert operations(registry, "tools/call", tool="_OTHER", error_type="http_503") == 1
     assert total(registry, PROTOCOL_ERRORS) == 0
+
+
+async def test_an_app_keeping_receive_keeps_no_mcp_state(registry: CollectorRegistry) -> None:
+    """The mcp SDK keeps a session POST's ``receive`` after the exchange is over; what the
+    tracker held for that exchange must go anyway (a session can be open for hours)."""
+    import gc
+
+    from asgi_mcp_metrics.mcp import request as request_module
+
+    def live_exchanges() -> int:
+        gc.collect()
+        return sum(isinstance(o, McpExchange) for o in gc.get_objects())
+
+    kept: list[Any] = []
+    during: list[int] = []
+
+    class Keeper(FakeServer):
+        async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+            kept.append(receive)
+            during.append(live_exchanges())
+            await super().__call__(scope, receive, send)
+
+    mw = instrument(registry, Keeper(lambda body, scope: json_reply(result(1, tools=[]))),
+                    mcp_paths=["/mcp"])
+    before = live_exchanges()
+    await post(mw, dumps(request("tools/list", 1)))
+    await post(mw, dumps(notification("notifications/initialized")))
+    assert len(kept) == 2 and during == [before + 1, before + 1]
+    assert live_exchanges() == before
+    # The requests without operations (the notification) shared one empty table, untouched.
+    assert request_module._NO_OPERATIONS == {}
+    assert requests_of(registry, "tools/list", "ok") == 1

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from typing import Final
 from urllib.parse import unquote_plus
 
+from .vocabulary import PROTOCOL_VERSIONS
+
 INVALID_HEADER_VALUE: Final = "_invalid"
 """What a malformed ``=?base64?...?=`` value decodes to: one fixed, label-safe value."""
 
@@ -32,6 +34,7 @@ _FIELDS: Final = {
     b"last-event-id": "last_event_id",
 }
 _WANTED: Final = frozenset({*_FIELDS, b"mcp-name"})
+_VERSIONS: Final = {version.encode("ascii"): version for version in PROTOCOL_VERSIONS}
 
 
 @dataclass(slots=True)
@@ -119,6 +122,9 @@ def headers_from(found: dict[bytes, bytes], *, media: bool = True) -> McpHeaders
         for name, value in found.items():
             if name == b"mcp-name":
                 headers.name = decode_header_value(value)
+            elif name == b"mcp-protocol-version":
+                # A known version is one shared string, not a copy per request.
+                headers.protocol_version = _VERSIONS.get(value) or value.decode("latin-1")
             elif media or (name != b"accept" and name != b"content-type"):
                 setattr(headers, _FIELDS[name], value.decode("latin-1"))
     return headers
