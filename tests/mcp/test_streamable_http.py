@@ -313,7 +313,7 @@ async def test_an_app_keeping_receive_keeps_no_mcp_state(registry: CollectorRegi
 
     def live_exchanges() -> int:
         gc.collect()
-        return sum(isinstance(o, McpExchange) for o in gc.get_objects())
+        return sum(type(o) is McpExchange for o in gc.get_objects())
 
     kept: list[Any] = []
     during: list[int] = []
