@@ -3,7 +3,8 @@
 Without ``mcp_paths`` a path is looked at when the request could be MCP (a header only MCP
 clients send, a JSON POST, a GET that accepts an event stream), and remembered once it has
 answered JSON-RPC (an MCP endpoint), opened a legacy ``/sse`` stream (a stream endpoint) or
-accepted a JSON body that is not JSON-RPC (a plain JSON API, not looked at again for POSTs).
+accepted a JSON body that is not JSON-RPC (a plain JSON API, not looked at again for POSTs), or
+opened a plain event stream (not looked at again for GETs, until the path answers JSON-RPC).
 Each set is capped, so a client sending to many paths cannot grow them without bound.
 """
 
@@ -20,7 +21,8 @@ MAX_REMEMBERED_PATHS: Final = 1024
 class Endpoints:
     """The paths of one middleware's MCP endpoints, pinned or learned."""
 
-    __slots__ = ("mcp_paths", "other_paths", "pinned", "pinned_paths", "stream_paths")
+    __slots__ = ("mcp_paths", "other_paths", "pinned", "pinned_paths", "plain_stream_paths",
+                 "stream_paths")
 
     def __init__(self, pinned_paths: Iterable[str]) -> None:
         #: ``mcp_paths``: when set, these paths and no others are MCP endpoints.
@@ -32,6 +34,9 @@ class Endpoints:
         self.stream_paths: set[str] = set()
         #: Endpoints that accepted a JSON body that is not JSON-RPC: not MCP.
         self.other_paths: set[str] = set()
+        #: Paths whose GET opened an event stream that is not MCP (no MCP header, a first
+        #: event other than a legacy ``endpoint``): plain server-sent events.
+        self.plain_stream_paths: set[str] = set()
 
     def classify(self, method: str, path: str) -> bool | None:
         """``True`` for a known MCP endpoint, ``None`` for a request that is not looked at,
@@ -50,21 +55,26 @@ class Endpoints:
     def remember_stream(self, path: str) -> None:
         _add_capped(self.stream_paths, path)
 
+    def remember_plain_stream(self, path: str) -> None:
+        if not self.pinned and path not in self.mcp_paths and path not in self.stream_paths:
+            _add_capped(self.plain_stream_paths, path)
+
 
 def _add_capped(paths: set[str], path: str) -> None:
     if path not in paths and len(paths) < MAX_REMEMBERED_PATHS:
         paths.add(path)
 
 
-def may_be_mcp(method: str, found: dict[bytes, bytes]) -> bool:
-    """On a path not known yet: a header only MCP clients send, a JSON POST, or a GET that
-    accepts an event stream (a legacy ``/sse`` connect).  ``found``: the request's headers
-    as :func:`~.wire.headers.wanted_headers` picks them."""
+def may_be_mcp(method: str, found: dict[bytes, bytes], *, streams: bool = True) -> bool:
+    """On a path not known yet: a header only MCP clients send, a JSON POST, or (``streams``:
+    the path has not shown a plain event stream) a GET that accepts an event stream (a legacy
+    ``/sse`` connect).  ``found``: the request's headers as
+    :func:`~.wire.headers.wanted_headers` picks them."""
     if b"mcp-session-id" in found or b"mcp-method" in found:
         return True
     # (bytes.find: ``in`` on bytes takes a slower path.)
     if method == "POST":
         return found.get(b"content-type", b"").lower().find(b"json") >= 0
-    if method == "GET":
+    if method == "GET" and streams:
         return found.get(b"accept", b"").lower().find(b"text/event-stream") >= 0
     return False

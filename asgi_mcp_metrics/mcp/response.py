@@ -162,6 +162,9 @@ class McpResponse:
                 return
             if not (self.request.is_mcp and self.reading):
                 self.sse = None  # not MCP, or nothing more wanted from this stream
+                if not self.request.is_mcp:
+                    # A plain event stream: GETs of this path are not looked at again.
+                    self.endpoints.remember_plain_stream(self.request.path)
                 return
         if self.sse is None:
             return

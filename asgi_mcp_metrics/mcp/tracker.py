@@ -53,11 +53,14 @@ class McpTracker:
         # HEAD and OPTIONS (CORS preflight) are never MCP messages, on any path.
         if method != "POST" and method != "GET" and method != "DELETE":
             return None
-        known = self.endpoints.classify(method, scope["path"])
+        path = scope["path"]
+        endpoints = self.endpoints
+        known = endpoints.classify(method, path)
         if known is None:
             return None
         found = wanted_headers(scope["headers"])
-        if not known and not may_be_mcp(method, found):
+        if not known and not may_be_mcp(method, found,
+                                         streams=path not in endpoints.plain_stream_paths):
             return None
         if self.sessions.idle:
             self.sessions.sweep(started)

@@ -73,6 +73,35 @@ async def test_json_api_is_not_mcp_and_garbage_does_not_unlearn_an_endpoint(
                  stream_kind="sse", end_reason="completed") == 1
 
 
+async def test_a_plain_event_stream_path_is_not_looked_at_again(
+        registry: CollectorRegistry) -> None:
+    """Its first GET is looked at (it could be a legacy ``/sse`` stream); once its first event
+    shows a plain stream, later GETs of that path cost the tracker nothing - until the path
+    answers JSON-RPC, which makes it an MCP endpoint after all."""
+    def handler(body: bytes, scope: dict[str, Any]) -> Reply:
+        if scope["method"] == "GET":
+            return sse_reply(b"data: tick\n\n")
+        return mcp_handler()(body, scope)  # type: ignore[return-value]
+
+    mw = instrument(registry, FakeServer(handler))
+    tracker = tracker_of(mw)
+    stream = http_scope("/feed", "GET", headers=[(b"accept", b"text/event-stream")])
+    assert tracker.observe(dict(stream), 0) is not None
+    for _ in range(3):
+        await call(mw, http_scope("/feed", "GET", headers=[(b"accept", b"text/event-stream")]))
+    assert tracker.endpoints.plain_stream_paths == {"/feed"}
+    assert tracker.observe(dict(stream), 0) is None
+    assert value(registry, "http_server_streams_total", http_route="",
+                 stream_kind="sse", end_reason="completed") == 3
+    # A session's GET there (an MCP header) is still looked at: it may be MCP.
+    with_session = http_scope("/feed", "GET", headers=[(b"accept", b"text/event-stream"),
+                                                       (b"mcp-session-id", b"s")])
+    assert tracker.observe(with_session, 0) is not None
+    await post(mw, dumps(request("ping", 1)), path="/feed")
+    assert tracker.endpoints.mcp_paths == {"/feed"}
+    assert tracker.observe(dict(stream), 0) is not None
+
+
 async def test_pinned_paths(registry: CollectorRegistry) -> None:
     mw = instrument(registry, FakeServer(mcp_handler()), mcp_paths=("/mcp", "/tenant/mcp"))
     await post(mw, dumps(request("ping", 1)), path="/other")
