@@ -146,10 +146,11 @@ class McpRequest:
             # Two requests with one id in one message: their answers cannot be told apart.
             self.recording.parse_limit("request_body", "duplicate_id")
         is_tool_call = method == "tools/call"
+        recording = self.recording
+        # (Positional: id_key, method, tool, prompt, version, transport, identity, started.)
         operations[id_key] = Operation(
-            id_key=id_key, method=method_label(method),
-            tool=(tool or "") if is_tool_call else None,
-            prompt=prompt if method == "prompts/get" else None,
-            version=self.version or version_label(version), transport=self.transport,
-            identity=self.recording.identity() if is_tool_call else "",
-            started=self.started)
+            id_key, method_label(method), (tool or "") if is_tool_call else None,
+            prompt if method == "prompts/get" else None,
+            self.version or version_label(version), self.transport,
+            recording.identity() if is_tool_call and recording.identity_on else "",
+            self.started)

@@ -269,7 +269,8 @@ def _read_result(message: Message, result: dict[str, Any]) -> None:
     message.is_error = result.get("isError") is True
     value = result.get("resultType")
     if value is not None:
-        message.result_type = _label_text(value)
+        message.result_type = (value if type(value) is str and value.isascii()
+                               else _label_text(value))
     value = result.get("protocolVersion")
     if value is not None:
         message.protocol_version = _label_text(value)
