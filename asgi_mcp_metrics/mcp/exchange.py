@@ -81,17 +81,22 @@ class McpExchange:
         pass  # the middleware tells finish() whether the client left
 
     def finish(self, *, error: BaseException | None, disconnected: bool, ended: float) -> None:
-        recording = self.response.recording
         request = self.request
         response = self.response
+        recording = response.recording
         if self.session_id is not None:
-            self.response.sessions.leave(self.session_id, ended)
+            response.sessions.leave(self.session_id, ended)
         response.close()
         request.body = None
         if response.legacy_stream_session is not None:
-            self.response.sessions.end(response.legacy_stream_session,
-                                 _stream_end_reason(error, disconnected), ended)
+            response.sessions.end(response.legacy_stream_session,
+                                  _stream_end_reason(error, disconnected), ended)
         status = response.status
+        if request.deferred is not None:
+            if response.answered and status < 400:
+                request.deferred = None  # answered: the headers said it all
+            else:
+                request.read_deferred()
         if not request.is_mcp:
             if 200 <= status < 300 and request.invalid in _NOT_JSONRPC:
                 self.response.endpoints.remember(request.path, False)

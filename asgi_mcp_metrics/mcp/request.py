@@ -31,10 +31,10 @@ _NO_OPERATIONS: Final[dict[IdKey | None, Operation]] = {}
 class McpRequest:
     """What the request of one exchange says, read from its body or its headers."""
 
-    __slots__ = ("batch", "body", "headers", "headers_used", "http_method", "initialize",
-                 "invalid", "invalid_elements", "invalid_ids", "is_mcp", "legacy_post_session",
-                 "lists_tools", "modern", "operations", "parsed", "path", "recording",
-                 "sessions", "started", "subscription", "transport", "version")
+    __slots__ = ("batch", "body", "deferred", "headers", "headers_used", "http_method",
+                 "initialize", "invalid", "invalid_elements", "invalid_ids", "is_mcp",
+                 "legacy_post_session", "lists_tools", "modern", "operations", "parsed", "path",
+                 "recording", "sessions", "started", "subscription", "transport", "version")
 
     def __init__(self, policy: ReadPolicy, recording: McpRecording, sessions: Sessions,
                  scope: MutableMapping[str, Any], started: float, headers: McpHeaders,
@@ -60,6 +60,8 @@ class McpRequest:
         self.invalid_elements = 0
         self.invalid_ids = 0
         self.parsed = False
+        #: A 2026-07-28 body left unread: its headers said all there was to know.
+        self.deferred: bytes | None = None
         self.headers_used = False
         self.batch = False
         self.initialize = False
@@ -80,8 +82,31 @@ class McpRequest:
         if body.overflowed:
             self.invalid = "too_large"
             self.from_headers()
+        elif self.modern and self.headers.method is not None \
+                and not self.headers.method.startswith("notifications/"):
+            # The 2026-07-28 routing headers name the method and the tool, and the server
+            # refuses a body that disagrees with them: the body is read only when the
+            # exchange ends without an answer here (see read_deferred).
+            self.deferred = data
         else:
             self._parsed(parse_messages(data))
+
+    def read_deferred(self) -> None:
+        """Read a body left unread (see :meth:`feed`): what was wrong with it, if anything.
+
+        The operation itself is the one its headers named."""
+        data = self.deferred
+        if data is None:
+            return
+        self.deferred = None
+        parsed = parse_messages(data)
+        if parsed.invalid is not None:
+            self.invalid = parsed.invalid
+            return
+        self.batch = parsed.batch
+        self.invalid_elements = parsed.invalid_elements
+        self.invalid_ids = sum(1 for message in parsed.messages if message.kind == "request"
+                               and (message.invalid_id or message.method is None))
 
     def from_headers(self) -> None:
         """Modern-era headers name the method and tool when the body cannot be read."""

@@ -215,8 +215,11 @@ class McpResponse:
         id_key = message.id_key
         pending = self.request.operations
         operation = pending.pop(id_key, None) if id_key is not None else None
-        if operation is None and len(pending) == 1 and None in pending:
-            # Known from headers only (the body was not read): the one answer is its answer.
+        if operation is None and len(pending) == 1 and None in pending and not (
+                self.request.deferred is not None and id_key in _TRANSPORT_ERROR_IDS):
+            # Known from headers only (the body was not read): the one answer is its answer -
+            # unless the body is merely unread and the answer is a transport error, which
+            # answers no request in particular.
             operation = pending.pop(None)
         if operation is None and self.legacy_stream_session is not None:
             operation = self.sessions.take(self.legacy_stream_session, id_key)

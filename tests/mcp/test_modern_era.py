@@ -83,7 +83,26 @@ async def test_modern_header_name_decoded_when_the_body_is_unreadable(
     await post(mw, b"\xff", version=MODERN, extra=modern_headers("tools/call", b"=?base64?@?="))
     assert tool_calls(registry, "héllo wörld", "tool_error") == 1
     assert tool_calls(registry, "_OTHER", "tool_error") == 1
-    assert value(registry, PARSE_LIMITS, where="request_body", reason="invalid_utf8") == 2
+    # Answered: the headers said all there was to know, and the body was not read.
+    assert value(registry, PARSE_LIMITS, where="request_body", reason="invalid_utf8") == 0
+
+
+async def test_a_modern_body_is_read_when_the_exchange_gets_no_answer(
+        registry: CollectorRegistry) -> None:
+    """A refused (or unanswered) 2026-07-28 request has its body read after all: what was
+    wrong with it is counted, and the operation is the one its headers named."""
+    mw = instrument(registry, FakeServer(
+        lambda body, scope: json_reply(failure(None, -32700, "parse error"), 400)))
+    await post(mw, b"\xff\xfe not utf-8", version=MODERN,
+               extra=modern_headers("tools/call", b"add"))
+    await post(mw, b'[{"jsonrpc": "2.0", "id": 1, "method": "tools/call"}]', version=MODERN,
+               extra=modern_headers("tools/call", b"add"))
+    await post(mw, b'{"jsonrpc": "2.0", "id": true, "method": "tools/call"}', version=MODERN,
+               extra=modern_headers("tools/call", b"add"))
+    assert value(registry, PARSE_LIMITS, where="request_body", reason="invalid_utf8") == 1
+    assert value(registry, PARSE_LIMITS, where="request_body", reason="invalid_id") == 1
+    assert requests_of(registry, "tools/call", "rejected") == 3
+    assert value(registry, PROTOCOL_ERRORS, reason="batch_rejected") == 1
 
 
 async def test_modern_404_is_method_not_found_not_session_not_found(
