@@ -34,7 +34,7 @@ class McpRequest:
     __slots__ = ("batch", "body", "deferred", "headers", "headers_used", "http_method",
                  "initialize", "invalid", "invalid_elements", "invalid_ids", "is_mcp",
                  "legacy_post_session", "lists_tools", "modern", "operations", "parsed", "path",
-                 "recording", "sessions", "started", "subscription", "transport", "version")
+                 "recording", "sessions", "started", "subscription", "version")
 
     def __init__(self, policy: ReadPolicy, recording: McpRecording, sessions: Sessions,
                  scope: MutableMapping[str, Any], started: float, headers: McpHeaders,
@@ -48,7 +48,6 @@ class McpRequest:
         post = self.http_method == "POST"
         self.legacy_post_session = (session_id_from_query(scope.get("query_string", b""))
                                     if post else None)
-        self.transport = LEGACY if self.legacy_post_session is not None else STREAMABLE
         self.version = version_label(headers.protocol_version)
         self.modern = is_modern(headers.protocol_version)
         self.body = (BoundedBuffer(policy.max_body_bytes)
@@ -70,6 +69,11 @@ class McpRequest:
         #: Requests waiting for their answer, by JSON-RPC id (None: known from headers only).
         #: Shared and empty until the first one (a GET stream, held for hours, has none).
         self.operations: dict[IdKey | None, Operation] = _NO_OPERATIONS
+
+    @property
+    def transport(self) -> str:
+        """The legacy HTTP+SSE transport's POSTs name their session in the query string."""
+        return LEGACY if self.legacy_post_session is not None else STREAMABLE
 
     def feed(self, chunk: bytes, more_body: bool) -> None:
         body = self.body

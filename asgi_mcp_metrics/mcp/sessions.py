@@ -42,6 +42,8 @@ MAX_EARLY: Final = 1_000
 #: Idle sessions ended at most per sweep: a sweep's work is bounded; the next one goes on.
 MAX_REAPED_PER_SWEEP: Final = 1_000
 IDLE_TIMEOUT: Final = "idle_timeout"
+#: The requests in flight of a session that has none (written only through ``track``).
+_NOTHING_OPEN: Final[dict[IdKey, Operation]] = {}
 
 
 @dataclass(slots=True, eq=False)
@@ -50,7 +52,8 @@ class Session:
     started: float
     transport: str
     version: str = ""
-    open: dict[IdKey, Operation] = field(default_factory=dict)
+    #: Requests in flight on the session, by id; one shared empty table until the first.
+    open: dict[IdKey, Operation] = field(default_factory=lambda: _NOTHING_OPEN)
     #: Exchanges on the session still going (requests, GET streams): it is not idle.
     in_flight: int = 0
     last_active: float = 0.0
@@ -95,7 +98,7 @@ class Sessions:
             if operation.on_stream:
                 # Its answer would have come on this session's stream; it never will.
                 self.recording.operation(operation, CANCELLED, reason, ended)
-        session.open.clear()
+        session.open = _NOTHING_OPEN
 
     def not_found(self, session_id: str, transport: str) -> None:
         self.recording.session_not_found(transport)
@@ -129,6 +132,8 @@ class Sessions:
                 self.recording.parse_limit("request_body", "duplicate_id")
         operation.session = session_id
         operation.on_stream = on_stream
+        if open_operations is _NOTHING_OPEN:
+            open_operations = session.open = {}
         open_operations[operation.id_key] = operation
         return True
 

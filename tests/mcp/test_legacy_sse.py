@@ -108,6 +108,12 @@ async def test_legacy_notifications_cancelled(registry: CollectorRegistry) -> No
     server.frames.put = swallow  # type: ignore[method-assign]
     await legacy_post(mw, request("tools/call", 8, name="add"))
     server.frames.put = original  # type: ignore[method-assign]
+    # The session's own table holds the request; the one shared by sessions with nothing in
+    # flight stays empty.
+    from asgi_mcp_metrics.mcp import sessions as sessions_module
+
+    assert tracker_of(mw).sessions.open_count() == 1
+    assert sessions_module._NOTHING_OPEN == {}
     await legacy_post(mw, notification("notifications/cancelled", requestId=8, reason="user"))
     assert requests_of(registry, "tools/call", "cancelled", "sse") == 1
     assert tracker_of(mw).sessions.open_count() == 0
