@@ -9,8 +9,9 @@ state lives in one small :class:`_Exchange` object per request: the request's
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextvars import Token
 from time import perf_counter
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from prometheus_client import CollectorRegistry
 
@@ -113,7 +114,18 @@ class MetricsMiddleware:
             if self.http.excluded(scope["method"], path):
                 await self.app(scope, receive, send)
                 return
-            await _Exchange(self, scope).run(receive, send)
+            # (The exchange is driven from here, not from a coroutine of its own: a stream
+            # holds this frame for as long as it lasts, and one frame is enough.)
+            exchange = _Exchange(self, scope, receive, send)
+            identity, trace = exchange.enter()
+            error: BaseException | None = None
+            try:
+                await self.app(scope, exchange._receive, exchange._send)
+            except BaseException as exc:
+                error = exc
+                raise
+            finally:
+                exchange.leave(error, identity, trace)
         elif kind == "websocket":
             await _WebSocket(self, scope).run(receive, send)
         elif kind == "lifespan" and self._observer is not None:
@@ -140,9 +152,12 @@ class _Exchange(HttpRecord):
 
     __slots__ = ("body_observer", "mw", "observer", "receive", "send")
 
-    def __init__(self, mw: MetricsMiddleware, scope: Scope) -> None:
+    def __init__(self, mw: MetricsMiddleware, scope: Scope, receive: Receive,
+                 send: Send) -> None:
         HttpRecord.__init__(self, mw.http, scope)
         self.mw = mw
+        self.receive = receive
+        self.send = send
         scope[OBSERVED_KEY] = True
         observer: ExchangeObserver | None = None
         if mw._observer is not None:
@@ -154,41 +169,39 @@ class _Exchange(HttpRecord):
         #: The observer while it reads the response body.
         self.body_observer = observer
 
-    async def run(self, receive: Receive, send: Send) -> None:
-        self.receive = receive
-        self.send = send
+    def enter(self) -> tuple[Token[Any] | None, Token[Any] | None]:
+        """The request starts: in flight, and its identity and trace published for the app
+        (the tokens that undo them)."""
         self.begin()
         mw = self.mw
         identity = (publish_request(self.scope, mw.settings, mw.recorder)
                     if mw._identity_enabled else None)
         trace = (set_traceparent(traceparent_from_scope(self.scope))
                  if mw.settings.audit_log or mw.recorder.exemplars else None)
-        error: BaseException | None = None
+        return identity, trace
+
+    def leave(self, error: BaseException | None, identity: Token[Any] | None,
+              trace: Token[Any] | None) -> None:
+        """The app returned (``error`` if it raised): record the request, undo ``enter``."""
+        mw = self.mw
+        if identity is not None:
+            reset_identity(identity)
         try:
-            await mw.app(self.scope, self._receive, self._send)
-        except BaseException as exc:
-            error = exc
-            raise
-        finally:
-            if identity is not None:
-                reset_identity(identity)
-            try:
-                # Still inside the request's trace context: the observations' exemplars.
-                ended = self.finish(error)
-                observer = self.observer
-                if observer is not None:
-                    # An app may keep this exchange's receive() after it is over (the mcp SDK
-                    # does, for a session's POSTs): the observer's state goes now.
-                    self.observer = self.body_observer = None
-                    try:
-                        observer.finish(error=error, disconnected=self.disconnected,
-                                        ended=ended)
-                    except Exception:
-                        mw.recorder.internal_error("observer_finish")
-            except Exception:
-                mw.recorder.internal_error("finish")
-            if trace is not None:
-                reset_traceparent(trace)
+            # Still inside the request's trace context: the observations' exemplars.
+            ended = self.finish(error)
+            observer = self.observer
+            if observer is not None:
+                # An app may keep this exchange's receive() after it is over (the mcp SDK
+                # does, for a session's POSTs): the observer's state goes now.
+                self.observer = self.body_observer = None
+                try:
+                    observer.finish(error=error, disconnected=self.disconnected, ended=ended)
+                except Exception:
+                    mw.recorder.internal_error("observer_finish")
+        except Exception:
+            mw.recorder.internal_error("finish")
+        if trace is not None:
+            reset_traceparent(trace)
 
     async def _receive(self) -> Message:
         message = await self.receive()
