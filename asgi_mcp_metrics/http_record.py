@@ -78,13 +78,13 @@ class HttpMetrics:
         #: Response ``Content-Type`` values seen -> their stream kind (an app sends a few).
         self.kinds: dict[bytes, str | None] = {}
 
-    def finished_children(self, method: str, route: str, status: str,
-                          error_type: str) -> _Finished:
-        """The request-duration and response-size writers of a request's outcome."""
-        key = (method, route, status, error_type)
+    def finished_children(self, key: tuple[str, str, str, str]) -> _Finished:
+        """The request-duration and response-size writers of a request's outcome, ``key``:
+        ``(method, route, status, error_type)``."""
         children = self.finished.get(key)
         if children is None:
-            children = (HistogramWriter(self.duration.labels(method, route, status, error_type)),
+            method, route = key[0], key[1]
+            children = (HistogramWriter(self.duration.labels(*key)),
                         HistogramWriter(self.response_size.labels(method, route)))
             self.finished[key] = children
         return children
@@ -222,8 +222,6 @@ class HttpRecord:
             self.end_stream(error, ended)
             route = self.route
             response_size = http.response_size.labels(method, route)
-            if self.request_bytes:
-                http.request_size.labels(method, route).observe(self.request_bytes)
         else:
             self.active.inc(-1)
             status = self.status
@@ -233,17 +231,14 @@ class HttpRecord:
                 key = (method, route, text, text if status >= 500 else "")
             else:
                 key = (method, route, *self._outcome(error))
-            children = http.finished.get(key)
-            if children is None:
-                children = http.finished_children(*key)
-            duration, response_size = children
+            duration, response_size = http.finished_children(key)
             recorder = http.recorder
             duration.observe(ended - self.started,
                              recorder.exemplar() if recorder.exemplars else None)
-            # Like the semantic conventions' body-size metrics, a request without a body has
-            # no request size (GETs would otherwise fill the zero bucket, at a cost per request).
-            if self.request_bytes:
-                http.request_size_writer(method, route).observe(self.request_bytes)
+        # Like the semantic conventions' body-size metrics, a request without a body has no
+        # request size (GETs would otherwise fill the zero bucket, at a cost per request).
+        if self.request_bytes:
+            http.request_size_writer(method, route).observe(self.request_bytes)
         response_size.observe(self.response_bytes)
         return ended
 

@@ -235,10 +235,7 @@ class _Exchange(HttpRecord):
                         if refined is not None:
                             self.refine_stream(refined)
                 if body:
-                    if self.response_bytes or self.stream_kind is None:
-                        self.response_bytes += len(body)
-                    else:
-                        self.response_body(len(body))  # a stream's first byte
+                    self.response_body(len(body))
             elif kind == "http.response.start":
                 self._start(message)
             elif kind in _FINAL_EXTENSIONS:

@@ -99,11 +99,11 @@ class McpExchange:
                 request.read_deferred()
         if not request.is_mcp:
             if 200 <= status < 300 and request.invalid in _NOT_JSONRPC:
-                self.response.endpoints.remember(request.path, False)
+                response.endpoints.remember(request.path, False)
             return
         if request.http_method == "POST" and (200 <= status < 300 or response.answered):
             # Accepted, or answered by id: a JSON-RPC endpoint (a refusal alone proves nothing).
-            self.response.endpoints.remember(request.path, True)
+            response.endpoints.remember(request.path, True)
         if request.invalid is not None:
             recording.parse_limit("request_body", request.invalid)
         if request.invalid_elements:
@@ -119,9 +119,9 @@ class McpExchange:
         self._settle(error, disconnected, ended)
 
     def _sessions(self, status: int, ended: float) -> None:
-        sessions = self.response.sessions
         request = self.request
         response = self.response
+        sessions = response.sessions
         request_session = None if request.modern else request.headers.session_id
         post_session = request.legacy_post_session
         if status == 404 and (request_session or post_session) and not response.answered:
@@ -131,7 +131,7 @@ class McpExchange:
         elif 200 <= status < 300:
             if (response.session_id and request_session is None and post_session is None
                     and request.http_method == "POST"
-                    and (request.initialize or not self.response.policy.parse_requests)):
+                    and (request.initialize or not response.policy.parse_requests)):
                 # Headers-only mode cannot see the method; only an initialize is answered
                 # 2xx with a new session id.
                 sessions.start(response.session_id, STREAMABLE, request.started)
@@ -147,7 +147,7 @@ class McpExchange:
                 missing_session=(not request.modern and request_session is None
                                  and post_session is None and not request.initialize
                                  and (request.parsed or request.http_method != "POST")))
-            self.response.recording.protocol_error(reason)
+            response.recording.protocol_error(reason)
 
     def _settle(self, error: BaseException | None, disconnected: bool, ended: float) -> None:
         """Requests that got no answer on this exchange."""
@@ -196,7 +196,7 @@ class McpExchange:
             return REJECTED, f"http_{status}"
         if self.request.legacy_post_session is not None and status == 202:
             return None  # accepted, but its session's stream is not one we saw open
-        if response.unparsed or not (response.reading or self.response.policy.parse_responses):
+        if response.unparsed or not (response.reading or response.policy.parse_responses):
             # Not read (by mode, or past a size cap): a 2xx is all there is to go by.
             return OK, ""
         if response.invalid:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Final
 from .operations import Operation
 from .wire.body import BoundedBuffer
 from .wire.headers import McpHeaders, session_id_from_query
-from .wire.jsonrpc import IdKey, Parsed, parse_messages
+from .wire.jsonrpc import IdKey, Message, Parsed, parse_messages
 from .wire.vocabulary import LEGACY, STREAMABLE, is_modern, method_label, version_label
 
 if TYPE_CHECKING:
@@ -26,6 +26,11 @@ if TYPE_CHECKING:
 
 #: The operations of a request that has none: never written to (see :meth:`McpRequest._add`).
 _NO_OPERATIONS: Final[dict[IdKey | None, Operation]] = {}
+
+
+def _unmatchable(message: Message) -> bool:
+    """A request no answer can be matched to: a boolean or float id, or no method."""
+    return message.kind == "request" and (message.invalid_id or message.method is None)
 
 
 class McpRequest:
@@ -103,14 +108,18 @@ class McpRequest:
         if data is None:
             return
         self.deferred = None
-        parsed = parse_messages(data)
+        self._shape(parse_messages(data))
+
+    def _shape(self, parsed: Parsed) -> bool:
+        """What the body looks like (invalid, a batch, elements or ids that are no use);
+        False when it is not JSON-RPC at all."""
         if parsed.invalid is not None:
             self.invalid = parsed.invalid
-            return
+            return False
         self.batch = parsed.batch
         self.invalid_elements = parsed.invalid_elements
-        self.invalid_ids = sum(1 for message in parsed.messages if message.kind == "request"
-                               and (message.invalid_id or message.method is None))
+        self.invalid_ids = sum(1 for message in parsed.messages if _unmatchable(message))
+        return True
 
     def from_headers(self) -> None:
         """Modern-era headers name the method and tool when the body cannot be read."""
@@ -127,24 +136,21 @@ class McpRequest:
         self._add(None, method, self.headers.name, self.headers.name, None)
 
     def _parsed(self, parsed: Parsed) -> None:
-        if parsed.invalid is not None:
-            self.invalid = parsed.invalid
+        if not self._shape(parsed):
             self.from_headers()
             return
         self.parsed = True
         self.is_mcp = True
-        self.batch = parsed.batch
-        self.invalid_elements = parsed.invalid_elements
         session = self.legacy_post_session
         if session is None and not self.modern:
             session = self.headers.session_id
         for message in parsed.messages:
             kind = message.kind
             if kind == "request":
-                if message.invalid_id or message.method is None:
-                    self.invalid_ids += 1  # e.g. a boolean or float id: nothing can match it
-                    continue
-                self._add(message.id_key, message.method, message.tool_name,
+                method = message.method
+                if method is None or message.invalid_id:
+                    continue  # unmatchable: counted in invalid_ids by _shape
+                self._add(message.id_key, method, message.tool_name,
                           message.prompt_name, message.protocol_version)
             elif kind == "notification":
                 self.recording.notification(message.method, "in")
