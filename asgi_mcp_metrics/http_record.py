@@ -231,7 +231,7 @@ class HttpRecord:
                 key = (method, route, text, text if status >= 500 else "")
             else:
                 key = (method, route, *self._outcome(error))
-            duration, response_size = http.finished_children(key)
+            duration, response_size = http.finished.get(key) or http.finished_children(key)
             recorder = http.recorder
             duration.observe(ended - self.started,
                              recorder.exemplar() if recorder.exemplars else None)

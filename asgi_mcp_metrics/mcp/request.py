@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Final
 from .operations import Operation
 from .wire.body import BoundedBuffer
 from .wire.headers import McpHeaders, session_id_from_query
-from .wire.jsonrpc import IdKey, Message, Parsed, parse_messages
+from .wire.jsonrpc import IdKey, Parsed, parse_messages
 from .wire.vocabulary import LEGACY, STREAMABLE, is_modern, method_label, version_label
 
 if TYPE_CHECKING:
@@ -26,11 +26,6 @@ if TYPE_CHECKING:
 
 #: The operations of a request that has none: never written to (see :meth:`McpRequest._add`).
 _NO_OPERATIONS: Final[dict[IdKey | None, Operation]] = {}
-
-
-def _unmatchable(message: Message) -> bool:
-    """A request no answer can be matched to: a boolean or float id, or no method."""
-    return message.kind == "request" and (message.invalid_id or message.method is None)
 
 
 class McpRequest:
@@ -118,7 +113,11 @@ class McpRequest:
             return False
         self.batch = parsed.batch
         self.invalid_elements = parsed.invalid_elements
-        self.invalid_ids = sum(1 for message in parsed.messages if _unmatchable(message))
+        invalid_ids = 0
+        for message in parsed.messages:
+            if message.invalid_id and message.kind == "request":
+                invalid_ids += 1  # e.g. a boolean or float id: nothing can match it
+        self.invalid_ids = invalid_ids
         return True
 
     def from_headers(self) -> None:
@@ -149,7 +148,7 @@ class McpRequest:
             if kind == "request":
                 method = message.method
                 if method is None or message.invalid_id:
-                    continue  # unmatchable: counted in invalid_ids by _shape
+                    continue  # no answer can match it (counted by _shape)
                 self._add(message.id_key, method, message.tool_name,
                           message.prompt_name, message.protocol_version)
             elif kind == "notification":
