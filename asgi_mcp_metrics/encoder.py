@@ -1,24 +1,28 @@
 """The exposition encoder: the same bytes as ``prometheus_client``, several times faster.
 
-``prometheus_client`` renders a family by collecting it into ``Sample`` tuples (a new label
-dict per sample, a sorted copy of it per line) and formatting each one.  For the library's own
-families (plain ``Counter``, ``Gauge`` and ``Histogram`` objects the :class:`~.recorder.Recorder`
-built) this encoder keeps, per label child, the text of every line up to its value, and a scrape
-only formats the values.  Every other collector on the registry (process, GC, the user's own)
-goes through ``prometheus_client``'s encoder unchanged, in registry order, so the body is
-byte-identical to ``generate_latest`` in the Prometheus text format and in OpenMetrics 1.0.
+``prometheus_client`` renders a family by collecting it into ``Sample`` tuples (a new label dict
+per sample, a sorted copy of it per line) and formatting each one. For the library's own
+families (plain ``Counter``, ``Gauge`` and ``Histogram`` objects the
+:class:`~.recorder.Recorder` built) this encoder keeps, per label child, the text of every line
+up to its value, and the text of the whole child with the values it was rendered from: a counter
+or histogram child whose values are still those it was last rendered from is not formatted
+again, and a creation time is formatted once per child. Every other collector on the registry
+(process, GC, the user's own) goes through ``prometheus_client``'s encoder unchanged, in
+registry order, so the body is byte-identical to ``generate_latest`` in the Prometheus text
+format and in OpenMetrics 1.0.
 
-It reads what ``collect()`` would read (``_metrics``, ``_value``, ``_buckets``, ``_sum``,
-``_created``, ``_upper_bounds``), internals of ``prometheus_client``: every supported minor
-version is pinned by its own tox environment (``pc020`` ... ``pc026``) running the property test
-that compares both encoders.  Anything the fast path does not know (another escaping scheme or
-version, a registry with ``target_info``, names outside the legacy character set) is rendered by
-``prometheus_client`` as a whole.
+It reads what ``collect()`` would read (``_metrics``, ``_value`` and the value objects' own
+``_value``, ``_buckets``, ``_sum``, ``_created``, ``_upper_bounds``), internals of
+``prometheus_client``: every supported minor version is pinned by its own tox environment
+(``pc020`` ... ``pc026``) running the property test that compares both encoders. Anything the
+fast path does not know (another escaping scheme or version, a registry with ``target_info``,
+names outside the legacy character set) is rendered by ``prometheus_client`` as a whole.
 """
 
 from __future__ import annotations
 
 import re
+import time
 import weakref
 from collections.abc import Callable, Collection, Iterable, Iterator
 from typing import Any
@@ -65,7 +69,8 @@ def encode(registry: CollectorRegistry, fmt: str, own: Collection[Any], encoder:
     """``registry`` in format ``fmt``, the collectors in ``own`` by this module, the rest by
     ``encoder`` (each run of them through ``wrap`` first, when given); ``created=False`` leaves
     the ``_created`` samples of ``own`` out (``wrap`` does so for the rest).  ``pause`` is
-    called after every :data:`PAUSE_EVERY` label children of ``own``."""
+    called each time a label child of ``own`` ends :data:`PAUSE_AFTER_SECONDS` or more of
+    rendering after the last pause."""
     with registry._lock:
         collectors = list(registry._collector_to_names)
         target_info = registry._target_info
@@ -139,10 +144,34 @@ def _go(value: float) -> str:
     return _float_to_go(value)
 
 
-class _Family:
-    """One metric object's headers and, per label child and format, its line prefixes."""
+class _Child:
+    """One label child of a family in one format: its line prefixes and, from the last scrape,
+    the values it was rendered with and the text they gave."""
 
-    __slots__ = ("bounds", "has_sum", "kind", "labelnames", "name", "om_doc", "prefixes",
+    __slots__ = ("child", "created", "created_text", "prefix", "state", "text")
+
+    def __init__(self, child: Any, prefix: tuple[str, ...]) -> None:
+        self.child = child
+        self.prefix = prefix
+        self.state: Any = None
+        self.text = ""
+        self.created: float | None = None
+        self.created_text = ""
+
+    def created_line(self) -> str:
+        # A child's creation time changes only when it is reset; its text is the dearest
+        # to format (``floatToGoString``), so it is kept.
+        created = self.child._created
+        if created != self.created:
+            self.created = created
+            self.created_text = f"{self.prefix[-1]}{_go(created)}\n"
+        return self.created_text
+
+
+class _Family:
+    """One metric object's headers and, per label child and format, its :class:`_Child`."""
+
+    __slots__ = ("bounds", "children", "has_sum", "kind", "labelnames", "name", "om_doc",
                  "text_doc", "unit")
 
     def __init__(self, metric: Any) -> None:
@@ -157,10 +186,10 @@ class _Family:
         documentation: str = metric._documentation
         self.text_doc = documentation.replace("\\", r"\\").replace("\n", r"\n")
         self.om_doc = _escape_value(documentation)
-        # {(fmt, label values): line prefixes}; rebuilt from the live children at every scrape.
-        self.prefixes: dict[tuple[str, tuple[str, ...]], tuple[str, ...]] = {}
+        # {(fmt, label values): child}; rebuilt from the live children at every scrape.
+        self.children: dict[tuple[str, tuple[str, ...]], _Child] = {}
 
-    def _children(self, metric: Any) -> list[tuple[tuple[str, ...], Any]]:
+    def _live(self, metric: Any) -> list[tuple[tuple[str, ...], Any]]:
         if not self.labelnames:
             return [((), metric)]
         with metric._lock:
@@ -168,26 +197,31 @@ class _Family:
 
     def render(self, metric: Any, fmt: str, created: bool,
                pause: Callable[[], None] | None = None) -> str:
-        children = self._children(metric)
-        old = self.prefixes
-        prefixes = {}
-        for values, _ in children:
+        live = self._live(metric)
+        old = self.children
+        children = {}
+        for values, child in live:
             key = (fmt, values)
-            prefix = old.get(key)
-            prefixes[key] = prefix if prefix is not None else self._prefix(fmt, values)
-        if len(old) != len(prefixes) or any(key[0] != fmt for key in old):
-            # Keep the other format's prefixes of live children; drop removed children.
-            live = {values for values, _ in children}
-            self.prefixes = {**{k: v for k, v in old.items() if k[1] in live}, **prefixes}
-        out: list[str] = []
-        lines = [prefixes[(fmt, values)] for values, _ in children]
-        rows = _rows(children, lines, pause)
-        if self.kind == "histogram":
-            self._histogram(fmt, created, rows, out)
-        elif self.kind == "counter":
-            self._counter(fmt, created, rows, out)
+            entry = old.get(key)
+            if entry is None or entry.child is not child:  # new, or removed and made again
+                entry = _Child(child, self._prefix(fmt, values))
+            children[key] = entry
+        if len(old) != len(children) or any(key[0] != fmt for key in old):
+            # Keep the other format's entries of live children; drop removed children.
+            values_live = {values for values, _ in live}
+            self.children = {**{k: v for k, v in old.items() if k[1] in values_live},
+                             **children}
         else:
-            self._gauge(fmt, rows, out)
+            self.children = children
+        out: list[str] = []
+        entries = _paced(children.values(), pause) if pause is not None \
+            else children.values()
+        if self.kind == "histogram":
+            self._histogram(fmt, created, entries, out)
+        elif self.kind == "counter":
+            self._counter(fmt, created, entries, out)
+        else:
+            self._gauge(fmt, entries, out)
         return "".join(out)
 
     def _header(self, fmt: str, name: str, kind: str) -> str:
@@ -213,73 +247,87 @@ class _Family:
         return (*buckets, f"{name}_count{labels} ", f"{name}_sum{labels} ",
                 f"{name}_created{labels} ")
 
-    def _counter(self, fmt: str, created: bool, rows: Iterable[_Row], out: list[str]) -> None:
-        if fmt == TEXT:
-            out.append(self._header(fmt, f"{self.name}_total", "counter"))
-            created_lines = []
-            for (_, child), prefix in rows:
-                out.append(f"{prefix[0]}{_go(child._value.get())}\n")
-                if created:
-                    created_lines.append(f"{prefix[1]}{_go(child._created)}\n")
-            if created_lines:
-                out.append(self._header(fmt, f"{self.name}_created", "gauge"))
-                out.extend(created_lines)
-            return
-        out.append(self._header(fmt, self.name, "counter"))
-        for (_, child), prefix in rows:
-            out.append(f"{prefix[0]}{_go(child._value.get())}\n")
-            if created:
-                out.append(f"{prefix[1]}{_go(child._created)}\n")
-
-    def _gauge(self, fmt: str, rows: Iterable[_Row], out: list[str]) -> None:
-        out.append(self._header(fmt, self.name, "gauge"))
-        for (_, child), prefix in rows:
-            if "_child_samples" in vars(child):  # set_function: the value is read now
-                value = float(child._child_samples()[0][2])
-            else:
-                value = child._value.get()
-            out.append(f"{prefix[0]}{_go(value)}\n")
-
-    def _histogram(self, fmt: str, created: bool, rows: Iterable[_Row], out: list[str]) -> None:
-        out.append(self._header(fmt, self.name, "histogram"))
-        has_sum = self.has_sum
+    def _counter(self, fmt: str, created: bool, entries: Iterable[_Child],
+                 out: list[str]) -> None:
+        text = fmt == TEXT
+        out.append(self._header(fmt, f"{self.name}_total" if text else self.name, "counter"))
         append = out.append
         created_lines = []
-        for (_, child), prefix in rows:
-            acc = 0.0
-            bucket = 0
-            for bucket, value in enumerate(child._buckets):
-                acc += value.get()
-                append(f"{prefix[bucket]}{_go(acc)}\n")
-            append(f"{prefix[bucket + 1]}{_go(acc)}\n")
-            if has_sum:
-                append(f"{prefix[bucket + 2]}{_go(child._sum.get())}\n")
+        for entry in entries:
+            value = entry.child._value._value
+            if value is not entry.state:
+                entry.state = value
+                # float(): ``reset()`` sets the integer 0.
+                entry.text = f"{entry.prefix[0]}{_go(float(value))}\n"
+            append(entry.text)
             if created:
-                line = f"{prefix[bucket + 3]}{_go(child._created)}\n"
-                if fmt == TEXT:
-                    created_lines.append(line)
+                if text:
+                    created_lines.append(entry.created_line())
                 else:
-                    append(line)
+                    append(entry.created_line())
         if created_lines:
             append(self._header(fmt, f"{self.name}_created", "gauge"))
             out.extend(created_lines)
 
+    def _gauge(self, fmt: str, entries: Iterable[_Child], out: list[str]) -> None:
+        out.append(self._header(fmt, self.name, "gauge"))
+        for entry in entries:
+            child = entry.child
+            if "_child_samples" in vars(child):  # set_function: the value is read now
+                value = float(child._child_samples()[0][2])
+            else:
+                value = child._value.get()
+            out.append(f"{entry.prefix[0]}{_go(value)}\n")
+
+    def _histogram(self, fmt: str, created: bool, entries: Iterable[_Child],
+                   out: list[str]) -> None:
+        out.append(self._header(fmt, self.name, "histogram"))
+        has_sum = self.has_sum
+        append = out.append
+        created_lines = []
+        for entry in entries:
+            child = entry.child
+            # The values as read now (no lock: each read is of one float object); equal to
+            # those of the last render, the child's text is the same too.
+            state = [value._value for value in child._buckets]
+            if has_sum:
+                state.append(child._sum._value)
+            if state != entry.state:
+                entry.state = state
+                entry.text = self._histogram_text(entry.prefix, state, has_sum)
+            append(entry.text)
+            if created:
+                if fmt == TEXT:
+                    created_lines.append(entry.created_line())
+                else:
+                    append(entry.created_line())
+        if created_lines:
+            append(self._header(fmt, f"{self.name}_created", "gauge"))
+            out.extend(created_lines)
+
+    @staticmethod
+    def _histogram_text(prefix: tuple[str, ...], state: list[float], has_sum: bool) -> str:
+        lines = []
+        acc = 0.0
+        buckets = len(state) - 1 if has_sum else len(state)
+        for bucket in range(buckets):
+            acc += state[bucket]
+            lines.append(f"{prefix[bucket]}{_go(acc)}\n")
+        lines.append(f"{prefix[buckets]}{_go(acc)}\n")
+        if has_sum:
+            lines.append(f"{prefix[buckets + 1]}{_go(state[-1])}\n")
+        return "".join(lines)
 
 
-#: One label child (its values and the child) with its line prefixes.
-_Row = tuple[tuple[tuple[str, ...], Any], tuple[str, ...]]
-#: Label children rendered between two calls of ``encode``'s ``pause``.
-PAUSE_EVERY = 16
+#: Seconds of rendering between two calls of ``encode``'s ``pause``.
+PAUSE_AFTER_SECONDS = 0.0003
 
 
-def _rows(children: list[tuple[tuple[str, ...], Any]], lines: list[tuple[str, ...]],
-          pause: Callable[[], None] | None) -> Iterable[_Row]:
-    rows = zip(children, lines, strict=True)
-    return rows if pause is None else _paced(rows, pause)
-
-
-def _paced(rows: Iterable[_Row], pause: Callable[[], None]) -> Iterator[_Row]:
-    for index, row in enumerate(rows, 1):
-        yield row
-        if not index % PAUSE_EVERY:
+def _paced(entries: Iterable[_Child], pause: Callable[[], None]) -> Iterator[_Child]:
+    clock = time.perf_counter
+    resumed = clock()
+    for entry in entries:
+        yield entry
+        if clock() - resumed >= PAUSE_AFTER_SECONDS:
             pause()
+            resumed = clock()

@@ -10,9 +10,13 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import concurrent.futures
 import hmac
 import inspect
 import logging
+import os
+import sys
+import threading
 import time
 import zlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -151,8 +155,8 @@ async def _call_auth(auth: AuthCheck, headers: Mapping[str, str]) -> bool:
     return verdict is True
 
 
-#: How long an offloaded render sleeps in each of its pauses (every few label children).
-RENDER_PAUSE_SECONDS = 0.0001
+#: How long an offloaded render sleeps in each of its pauses (see ``encoder.PAUSE_AFTER_SECONDS``).
+RENDER_PAUSE_SECONDS = 0.0003
 
 
 def render(
@@ -172,7 +176,7 @@ def render(
     worker processes are rendered instead of ``registry``: this worker's scrape-time gauges are
     written to its files first, and (``reap_dead_workers``) workers that are gone are dropped
     from the live gauges.  ``created_series=False`` leaves out the ``_created`` samples of every
-    counter, histogram and summary.  ``pause`` is called every few label children of the
+    counter, histogram and summary.  ``pause`` is called after every slice of rendering of the
     library's own families (see :func:`.encoder.encode`).
     """
     merged = multiprocess.merged_collector(reap=reap_dead_workers, before=lambda:
@@ -261,7 +265,8 @@ class MetricsEndpoint:
     """ASGI app that serves the exposition; the caller's router decides the path.
 
     A render that took longer than ``render_offload_seconds`` makes the following renders run in
-    a worker thread, so a large registry does not stall the event loop; ``0`` always offloads.
+    the render thread (one for the process, at a lower priority on Linux), so a large registry
+    does not stall the event loop; ``0`` always offloads.
     """
 
     def __init__(self, *, registry: CollectorRegistry | None = None,
@@ -339,10 +344,12 @@ class MetricsEndpoint:
         accept, accept_encoding = headers.get("accept", ""), headers.get("accept-encoding", "")
         try:
             if self._should_offload():
-                # A worker thread still holds the GIL while it encodes: it gives it up every
-                # few series, so the event loop's requests wait for a slice, not the render.
-                return await asyncio.to_thread(self._timed_render, accept, accept_encoding,
-                                               names, _release_gil)
+                # The render thread still holds the GIL while it encodes: it gives it up after
+                # every slice of work, so the event loop's requests wait for a slice, not the
+                # render.
+                return await asyncio.get_running_loop().run_in_executor(
+                    _render_thread(), self._timed_render, accept, accept_encoding, names,
+                    _release_gil)
             return self._timed_render(accept, accept_encoding, names)
         except Exception:
             logger.exception("rendering the metrics exposition failed")
@@ -368,6 +375,41 @@ class MetricsEndpoint:
             )
         finally:
             self._last_render_seconds = time.perf_counter() - started
+
+
+#: The render thread's niceness on Linux (0 is a normal thread's; 19 the lowest priority).
+RENDER_NICENESS = 19
+
+_render_executor: concurrent.futures.ThreadPoolExecutor | None = None
+_render_executor_lock = threading.Lock()
+
+
+def _render_thread() -> concurrent.futures.ThreadPoolExecutor:
+    """The one thread offloaded renders run in, made at the first.
+
+    Its own thread, not the event loop's default executor: its lower priority is no other
+    work's, and an app's own ``to_thread`` calls never wait behind a scrape.  When every CPU is
+    busy, the kernel runs the app's threads first; gzip (which runs without the GIL) and the
+    encoder's slices then take longer, the requests do not.
+    """
+    global _render_executor
+    with _render_executor_lock:
+        if _render_executor is None:
+            _render_executor = concurrent.futures.ThreadPoolExecutor(
+                1, thread_name_prefix="asgi-mcp-metrics-render", initializer=_lower_priority)
+        return _render_executor
+
+
+def _lower_priority() -> None:
+    # On Linux a thread is a task of its own, with its own niceness; elsewhere (or where it is
+    # not allowed) the thread keeps the process's priority.
+    setpriority = getattr(os, "setpriority", None)
+    if setpriority is not None and sys.platform.startswith("linux"):
+        try:
+            setpriority(os.PRIO_PROCESS, threading.get_native_id(),
+                        max(os.getpriority(os.PRIO_PROCESS, 0), RENDER_NICENESS))
+        except OSError:
+            logger.debug("the render thread keeps the process's priority", exc_info=True)
 
 
 def _release_gil() -> None:

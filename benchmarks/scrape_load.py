@@ -7,6 +7,12 @@ the requests for the event loop and the GIL.  The load generator drives ``GET /i
 rounds with a scraper (one ``GET /metrics`` a second, asking for gzip-compressed OpenMetrics as a
 Prometheus server does) and rounds without alternate in a shuffled order, and the tables give
 the median over rounds of each round's p50 and p99 latency.
+
+The render keeps the text of every label child whose values have not moved since the last
+scrape, so a scraped round is run twice: scraping the registry as it is (only the load's own
+route moves, and it records into the app's registry, not this one), and scraping
+``/metrics/churned``, where every series of the registry has changed since the last scrape
+(see :class:`serve.ChurnedScrapes`).
 """
 
 from __future__ import annotations
@@ -41,20 +47,26 @@ class ScrapeResults:
     scrapes: int
     quiet: list[RunResult]
     scraped: list[RunResult]
+    churned: list[RunResult]
 
     @staticmethod
     def _median(runs: list[RunResult], attribute: str) -> float:
         return statistics.median(getattr(run, attribute) for run in runs)
 
-    def p99_ms(self, scraped: bool) -> float:
-        return self._median(self.scraped if scraped else self.quiet, "p99_us") / 1000
+    def arm(self, name: str) -> list[RunResult]:
+        """``"quiet"``, ``"scraped"`` or ``"churned"``: that arm's rounds."""
+        runs: list[RunResult] = getattr(self, name)
+        return runs
 
-    def p50_ms(self, scraped: bool) -> float:
-        return self._median(self.scraped if scraped else self.quiet, "p50_us") / 1000
+    def p99_ms(self, name: str) -> float:
+        return self._median(self.arm(name), "p99_us") / 1000
 
-    def rise_spread(self) -> tuple[float, float]:
-        """Lowest and highest p99 ratio of a scraped round to its neighbouring quiet round."""
-        ratios = sorted(s.p99_us / q.p99_us for s, q in zip(self.scraped, self.quiet,
+    def p50_ms(self, name: str) -> float:
+        return self._median(self.arm(name), "p50_us") / 1000
+
+    def rise_spread(self, name: str) -> tuple[float, float]:
+        """Middle half of the p99 ratios of a scraped round to the same round's quiet run."""
+        ratios = sorted(s.p99_us / q.p99_us for s, q in zip(self.arm(name), self.quiet,
                                                              strict=True))
         quarter = len(ratios) // 4
         return ratios[quarter] - 1, ratios[-1 - quarter] - 1
@@ -63,9 +75,10 @@ class ScrapeResults:
 class Scraper(threading.Thread):
     """``GET /metrics`` once a second until stopped; counts the scrapes and their series."""
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, path: str) -> None:
         super().__init__(daemon=True)
         self.port = port
+        self.path = path
         self.stop = threading.Event()
         self.scrapes = 0
         self.failure: str | None = None
@@ -74,11 +87,11 @@ class Scraper(threading.Thread):
         while not self.stop.is_set():
             connection = http.client.HTTPConnection(HOST, self.port, timeout=30)
             try:
-                connection.request("GET", SCRAPE_PATH, headers=SCRAPE_HEADERS)
+                connection.request("GET", self.path, headers=SCRAPE_HEADERS)
                 response = connection.getresponse()
                 response.read()
                 if response.status != 200:
-                    self.failure = f"/metrics answered {response.status}"
+                    self.failure = f"{self.path} answered {response.status}"
                     return
                 self.scrapes += 1
             except OSError as error:
@@ -91,32 +104,34 @@ class Scraper(threading.Thread):
 
 def run_scrape_load(*, rounds: int, seconds: float, connections: int, stack: Stack,
                     seed: int = 7) -> ScrapeResults:
-    from serve import SCRAPE_SERIES
+    from serve import CHURNED_SCRAPE_PATH, SCRAPE_SERIES
 
+    paths = {"quiet": None, "scraped": SCRAPE_PATH, "churned": CHURNED_SCRAPE_PATH}
     with running_servers("scrape", ["asgi_mcp_metrics"], "full", stack) as servers:
         server = servers[0]
         load_once(server, ITEMS, connections=connections, seconds=1.0)  # warm-up
-        quiet: list[RunResult] = []
-        scraped: list[RunResult] = []
+        runs: dict[str, list[RunResult]] = {name: [] for name in paths}
         scrapes = 0
         order = random.Random(seed)
         for _ in range(rounds):
-            pair = [False, True]
-            order.shuffle(pair)
-            for with_scrapes in pair:
-                if not with_scrapes:
-                    quiet.append(load_once(server, ITEMS, connections=connections,
-                                           seconds=seconds))
+            arms = list(paths)
+            order.shuffle(arms)
+            for arm in arms:
+                path = paths[arm]
+                if path is None:
+                    runs[arm].append(load_once(server, ITEMS, connections=connections,
+                                               seconds=seconds))
                     continue
-                scraper = Scraper(server.port)
+                scraper = Scraper(server.port, path)
                 scraper.start()
                 try:
-                    scraped.append(load_once(server, ITEMS, connections=connections,
-                                             seconds=seconds))
+                    runs[arm].append(load_once(server, ITEMS, connections=connections,
+                                               seconds=seconds))
                 finally:
                     scraper.stop.set()
                     scraper.join()
                 if scraper.failure is not None or not scraper.scrapes:
                     raise LoadError(f"scraper: {scraper.failure or 'no scrape finished'}")
                 scrapes += scraper.scrapes
-    return ScrapeResults(rounds, seconds, SCRAPE_SERIES, scrapes, quiet, scraped)
+    return ScrapeResults(rounds, seconds, SCRAPE_SERIES, scrapes, runs["quiet"],
+                         runs["scraped"], runs["churned"])

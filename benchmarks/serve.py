@@ -15,6 +15,7 @@ import asyncio
 import concurrent.futures
 import json
 import os
+from typing import Any
 
 from apps import Variant, build_variant
 from asgi_driver import ASGIApp, Receive, Scope, Send
@@ -35,7 +36,8 @@ class RecordedProbe:
         self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if self.metrics is not None and scope["type"] == "http" and scope["path"] == "/metrics":
+        if self.metrics is not None and scope["type"] == "http" and scope["path"] in (
+                "/metrics", CHURNED_SCRAPE_PATH):
             await self.metrics(scope, receive, send)
             return
         if scope["type"] != "http" or scope["path"] != RECORDED_PATH:
@@ -62,8 +64,51 @@ def scraped_registry() -> ASGIApp:
     # The factory runs inside uvicorn's event loop: fill the registry on a loop of its own.
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         registry, _ = pool.submit(asyncio.run, fill_registry(SCRAPE_SERIES, "full")).result()
-    endpoint: ASGIApp = MetricsEndpoint(registry=registry)
-    return endpoint
+    return ChurnedScrapes(MetricsEndpoint(registry=registry), registry)
+
+
+#: A scrape of this path finds every series of the registry changed since the last scrape.
+CHURNED_SCRAPE_PATH = "/metrics/churned"
+
+
+class ChurnedScrapes:
+    """``/metrics`` as is; a scrape of ``/metrics/churned`` then changes every series of the
+    registry before the next scrape (the worst case for a render that keeps the text of what
+    has not changed): it observes into every histogram child and increments every counter
+    child, a few children every 10 ms over the next 0.9 s, in the event loop, as the traffic
+    that changes them would."""
+
+    SPREAD_SECONDS = 0.9
+    STEP_SECONDS = 0.01
+
+    def __init__(self, endpoint: ASGIApp, registry: Any) -> None:
+        self.endpoint = endpoint
+        self.registry = registry
+        self.tasks: set[asyncio.Task[None]] = set()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.endpoint(scope, receive, send)
+        if scope["type"] == "http" and scope["path"] == CHURNED_SCRAPE_PATH:
+            task = asyncio.get_running_loop().create_task(self._change_everything())
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
+
+    async def _change_everything(self) -> None:
+        from asgi_mcp_metrics._binding import library_metrics
+
+        children = [(metric._type, child) for metric in library_metrics(self.registry)
+                    for child in (list(metric._metrics.values()) if metric._labelnames
+                                  else [metric])
+                    if metric._type in ("histogram", "counter")]
+        steps = round(self.SPREAD_SECONDS / self.STEP_SECONDS)
+        per_step = -(-len(children) // steps)
+        for start in range(0, len(children), per_step):
+            for kind, child in children[start:start + per_step]:
+                if kind == "histogram":
+                    child.observe(0.01)
+                else:
+                    child.inc()
+            await asyncio.sleep(self.STEP_SECONDS)
 
 
 def app_from_environment() -> ASGIApp:

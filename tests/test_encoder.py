@@ -33,8 +33,9 @@ from prometheus_client.openmetrics.exposition import generate_latest as generate
 from prometheus_client.registry import Collector
 
 from asgi_mcp_metrics import MetricsMiddleware
+from asgi_mcp_metrics import encoder as encoder_module
 from asgi_mcp_metrics._binding import library_metrics
-from asgi_mcp_metrics.encoder import OPENMETRICS, PAUSE_EVERY, TEXT, encode, fast_format
+from asgi_mcp_metrics.encoder import OPENMETRICS, TEXT, encode, fast_format
 from asgi_mcp_metrics.exposition import render
 
 OPENMETRICS_ACCEPT = "application/openmetrics-text; version=1.0.0"
@@ -125,21 +126,85 @@ def test_byte_identical_to_prometheus_client(generated: tuple[CollectorRegistry,
                    pause=lambda: pauses.append(None)) == generate_openmetrics(registry))
 
 
-def test_a_paused_render_pauses_every_few_children() -> None:
+def _change(data: st.DataObject, metric: Any) -> None:
+    """One change a service makes between two scrapes: a value moves, a child appears, is
+    removed, is made again, a family is cleared or a counter reset."""
+    kind = metric._type
+    labelled = bool(metric._labelnames)
+    action = data.draw(st.sampled_from(["write", "write", "write", "new", "remove", "clear",
+                                        "reset"] if labelled else ["write", "write", "reset"]))
+    if labelled:
+        children = list(metric._metrics)
+        if action in ("new", "remove", "clear") or not children:
+            if action == "clear":
+                metric.clear()
+                return
+            if action == "remove" and children:
+                metric.remove(*data.draw(st.sampled_from(children)))
+                return
+            values = [data.draw(label_values) for _ in metric._labelnames]
+        else:
+            values = list(data.draw(st.sampled_from(children)))
+        child = metric.labels(*values)
+    else:
+        child = metric
+    if action == "reset" and hasattr(child, "reset"):
+        child.reset()
+    elif kind == "counter":
+        child.inc(data.draw(amounts))
+    elif kind == "gauge":
+        child.set(data.draw(gauge_values))
+    elif kind == "histogram":
+        child.observe(data.draw(st.one_of(amounts, st.floats(-20, 0))))
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(registries(), st.data())
+def test_byte_identical_scrape_after_scrape_while_values_change(
+        generated: tuple[CollectorRegistry, list[Any]], data: st.DataObject) -> None:
+    """What a scrape keeps for the next (each child's text, when its values have not moved)
+    never shows a stale value: between renders in both formats, values change, children come,
+    go and come back, families are cleared, counters reset."""
+    registry, own = generated
+    for _ in range(data.draw(st.integers(1, 6))):
+        for _ in range(data.draw(st.integers(0, 4))):
+            _change(data, data.draw(st.sampled_from(own)))
+        assert encode(registry, TEXT, own, generate_latest) == generate_latest(registry)
+        assert (encode(registry, OPENMETRICS, own, generate_openmetrics)
+                == generate_openmetrics(registry))
+
+
+def test_a_reset_counter_shows_its_new_creation_time() -> None:
+    registry = CollectorRegistry()
+    counter = Counter("c", "C.", ["n"], registry=registry)
+    counter.labels("a").inc(2)
+    before = encode(registry, OPENMETRICS, [counter], generate_openmetrics)
+    counter.labels("a")._created -= 100.0  # as if made 100 s earlier
+    counter.labels("a").inc(0)
+    after = encode(registry, OPENMETRICS, [counter], generate_openmetrics)
+    assert after == generate_openmetrics(registry) and after != before
+
+
+def test_a_paused_render_pauses_after_each_slice_of_work(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A pause comes once a child's rendering ends ``PAUSE_AFTER_SECONDS`` or more after the
+    last one; with no time allowed, after every child, and the bytes do not change."""
     registry = CollectorRegistry()
     histogram = Histogram("h_seconds", "H.", ["n"], registry=registry)
     counter = Counter("c", "C.", ["n"], registry=registry)
-    for n in range(PAUSE_EVERY * 3 + 1):
+    for n in range(49):
         histogram.labels(str(n)).observe(0.1)
-    for n in range(PAUSE_EVERY * 2):
+    for n in range(32):
         counter.labels(str(n)).inc()
     pauses: list[None] = []
-    for fmt, encoder in ((TEXT, generate_latest), (OPENMETRICS, generate_openmetrics)):
-        pauses.clear()
-        body = encode(registry, fmt, [histogram, counter], encoder,
-                      pause=lambda: pauses.append(None))
-        assert body == encoder(registry)
-        assert len(pauses) == 3 + 2
+    for allowed, expected in ((0.0, 49 + 32), (3600.0, 0)):
+        monkeypatch.setattr(encoder_module, "PAUSE_AFTER_SECONDS", allowed)
+        for fmt, reference in ((TEXT, generate_latest), (OPENMETRICS, generate_openmetrics)):
+            pauses.clear()
+            body = encode(registry, fmt, [histogram, counter], reference,
+                          pause=lambda: pauses.append(None))
+            assert body == reference(registry)
+            assert len(pauses) == expected
 
 
 def test_an_offloaded_render_pauses(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -149,12 +214,13 @@ def test_an_offloaded_render_pauses(monkeypatch: pytest.MonkeyPatch) -> None:
 
     registry = CollectorRegistry()
     histogram = Histogram("h_seconds", "H.", ["n"], registry=registry)
-    for n in range(PAUSE_EVERY * 2):
+    for n in range(20):
         histogram.labels(str(n)).observe(0.1)
     pauses: list[None] = []
+    monkeypatch.setattr(encoder_module, "PAUSE_AFTER_SECONDS", 0.0)
     monkeypatch.setattr(exposition, "_release_gil", lambda: pauses.append(None))
     monkeypatch.setattr(exposition, "library_metrics", lambda registry: [histogram])
-    for offload, expected in ((None, 0), (0.0, 2)):
+    for offload, expected in ((None, 0), (0.0, 20)):
         pauses.clear()
         endpoint = MetricsEndpoint(registry=registry, render_offload_seconds=offload) \
             if offload is not None else MetricsEndpoint(registry=registry)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 import base64
 import gzip
 import logging
@@ -793,3 +794,37 @@ async def test_created_samples_are_left_out_unless_asked_for(accept: str) -> Non
         list(parse_om(default.body.decode()))  # valid OpenMetrics without them
     else:
         check_metrics(default.body)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="thread niceness is Linux's")
+def test_offloaded_renders_run_in_a_thread_of_their_own_at_a_lower_priority(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The scrape's thread yields the CPUs to the app's threads; the app's own ``to_thread``
+    work keeps its priority and never queues behind a render."""
+    from asgi_mcp_metrics import encoder as encoder_module
+    from asgi_mcp_metrics import exposition
+
+    seen: list[tuple[str, int]] = []
+
+    def pause() -> None:
+        seen.append((threading.current_thread().name, os.getpriority(os.PRIO_PROCESS, 0)))
+
+    monkeypatch.setattr(exposition, "_release_gil", pause)
+    monkeypatch.setattr(encoder_module, "PAUSE_AFTER_SECONDS", 0.0)
+    registry = CollectorRegistry()
+    jobs = Counter("jobs", "Jobs.", registry=registry)
+    jobs.inc()
+    monkeypatch.setattr(exposition, "library_metrics", lambda registry: [jobs])
+    endpoint = MetricsEndpoint(registry=registry, render_offload_seconds=0)
+
+    async def scrape_and_work() -> tuple[Exposition, int]:
+        answer = await endpoint.answer("GET", {}, "")
+        own = await asyncio.to_thread(os.getpriority, os.PRIO_PROCESS, 0)
+        return answer, own
+
+    answer, app_thread_niceness = asyncio.run(scrape_and_work())
+    assert answer.status == 200 and b"jobs_total 1.0\n" in answer.body
+    assert seen and {name for name, _ in seen} == {"asgi-mcp-metrics-render_0"}
+    floor = max(os.getpriority(os.PRIO_PROCESS, 0), exposition.RENDER_NICENESS)
+    assert {niceness for _, niceness in seen} == {floor}
+    assert app_thread_niceness == os.getpriority(os.PRIO_PROCESS, 0)

@@ -343,8 +343,8 @@ class Settings:
         default=0.005,
         metadata=_meta(
             SECONDS,
-            "When a render took longer than this, later renders run in a worker thread "
-            "(0: always).",
+            "When a render took longer than this, later renders run in a thread of their "
+            "own, at a lower priority on Linux (0: always).",
         ),
     )
     variant: str = field(
