@@ -60,9 +60,10 @@ class McpExchange:
         self.request = McpRequest(policy, recording, sessions, scope, started, headers, known)
         self.response = McpResponse(policy, recording, sessions, endpoints, self.request)
         #: The session this exchange belongs to: while it lasts, the session is not idle.
-        self.session_id = headers.session_id
-        if self.session_id is not None:
-            sessions.enter(self.session_id)
+        session_id = headers.session_id
+        if session_id is not None:
+            session_id = headers.session_id = sessions.enter(session_id)
+        self.session_id = session_id
 
     @property
     def stream_kind(self) -> str | None:

@@ -178,14 +178,19 @@ class Sessions:
             operation.session = None
             self.recording.operation(operation, CANCELLED, "cancelled", ended)
 
-    def enter(self, session_id: str) -> None:
-        """An exchange on the session begins: until it ends, the session is not idle."""
+    def enter(self, session_id: str) -> str:
+        """An exchange on the session begins: until it ends, the session is not idle.
+
+        Returns the id to keep for the exchange: the live session's own string when there is
+        one (a long stream then holds no copy of its own)."""
         session = self.live.get(session_id)
         if session is not None:
             session.in_flight += 1
             self.idle.pop(session_id, None)
-        elif session_id in self.early or len(self.early) < MAX_EARLY:
+            return session.id
+        if session_id in self.early or len(self.early) < MAX_EARLY:
             self.early[session_id] = self.early.get(session_id, 0) + 1
+        return session_id
 
     def leave(self, session_id: str, ended: float) -> None:
         session = self.live.get(session_id)

@@ -58,6 +58,19 @@ def test_a_session_in_use_is_not_idle(registry: CollectorRegistry) -> None:
     assert ended(registry) == 1
 
 
+def test_an_exchange_keeps_the_live_sessions_own_id(registry: CollectorRegistry) -> None:
+    """A stream's id, decoded from its own header, is an equal string of its own: the exchange
+    keeps the session's string instead, so a long GET stream holds no second copy."""
+    sessions = make(registry)
+    own = "".join(["3f2a", "-session"])
+    sessions.start(own, STREAMABLE, 0.0)
+    from_header = b"3f2a-session".decode("latin-1")
+    assert from_header == own and from_header is not own
+    assert sessions.enter(from_header) is own
+    unknown = b"not-started".decode("latin-1")
+    assert sessions.enter(unknown) is unknown
+
+
 def test_a_stream_opened_before_its_session_was_seen_to_start(
         registry: CollectorRegistry) -> None:
     """The client has its initialize answer and opens the GET stream before the initialize

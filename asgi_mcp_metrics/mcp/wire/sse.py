@@ -80,15 +80,16 @@ class SSEParser:
         # What any overflow has seen of the data at least (a line past the cap, less "data: ").
         self._head_bytes = min(HEAD_BYTES, max(0, max_line_bytes - 6))
         # Pieces of a line whose end has not arrived yet; kept as a list so a long
-        # line delivered in small chunks costs O(n), not O(n^2).
-        self._partial: list[bytes] = []
+        # line delivered in small chunks costs O(n), not O(n^2).  (Empty: ``()``, no list
+        # held by a stream that waits between events.)
+        self._partial: _Pieces = ()
         self._partial_len = 0
         # The previous chunk ended in "\r": a "\n" opening the next chunk belongs
         # to that same line ending and must not be read as an empty line.
         self._skip_lf = False
         self._at_stream_start = True
         self._event_type = ""
-        self._data_lines: list[bytes] = []
+        self._data_lines: _Pieces = ()
         self._data_len = 0
         self._last_event_id = ""
         # The event in progress outgrew the cap: its data is dropped up to the blank line that
@@ -126,17 +127,16 @@ class SSEParser:
         if b"\n" not in chunk and b"\r" not in chunk:
             self._partial_len += len(chunk)
             if self._partial_len > self._max_line_bytes:
-                self._partial.append(chunk[: self._max_line_bytes])
-                self._overflow(b"".join(self._partial))
+                self._overflow(b"".join(_appended(self._partial,
+                                                  chunk[: self._max_line_bytes])))
                 self._dropping_line = True
             else:
-                self._partial.append(chunk)
+                self._partial = _appended(self._partial, chunk)
             return []
 
         if self._partial:
-            self._partial.append(chunk)
-            data = b"".join(self._partial)
-            self._partial = []
+            data = b"".join(_appended(self._partial, chunk))
+            self._partial = ()
             self._partial_len = 0
         else:
             data = chunk
@@ -156,7 +156,7 @@ class SSEParser:
                 self._overflow(tail)
                 self._dropping_line = True
             else:
-                self._partial.append(tail)
+                self._partial = [tail]
                 self._partial_len = len(tail)
         return events
 
@@ -166,8 +166,8 @@ class SSEParser:
             self.closed = True
             # (An oversized event cut off by the end was counted as oversized already.)
             self.truncated = not self._oversized and bool(self._partial or self._data_lines)
-            self._partial = []
-            self._data_lines = []
+            self._partial = ()
+            self._data_lines = ()
             self._head = b""
         return []
 
@@ -223,7 +223,7 @@ class SSEParser:
                 if self._data_len > max_len:
                     self._overflow(line)
                     continue
-                self._data_lines.append(value)
+                self._data_lines = _appended(self._data_lines, value)
             elif name == b"event":
                 self._event_type = self._decode(value)
             elif name == b"id" and b"\x00" not in value:
@@ -233,7 +233,7 @@ class SSEParser:
 
     def _dispatch(self) -> SSEEvent | None:
         data = b"\n".join(self._data_lines)
-        self._data_lines = []
+        self._data_lines = ()
         self._data_len = 0
         if not data:
             return None
@@ -271,10 +271,22 @@ class SSEParser:
                 value = line[5 : 6 + cap].removeprefix(b" ")
                 head = head + b"\n" + value if self._data_lines else value
             self._head = head[:cap]
-        self._partial = []
+        self._partial = ()
         self._partial_len = 0
-        self._data_lines = []
+        self._data_lines = ()
         self._data_len = 0
+
+
+#: Pieces of bytes; ``()`` while there are none.
+_Pieces = list[bytes] | tuple[()]
+
+
+def _appended(pieces: _Pieces, piece: bytes) -> list[bytes]:
+    """``pieces`` with ``piece`` at the end: the same list, or a new one in place of ``()``."""
+    if isinstance(pieces, list):
+        pieces.append(piece)
+        return pieces
+    return [piece]
 
 
 def _line_end(chunk: bytes) -> int:

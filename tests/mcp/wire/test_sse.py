@@ -280,10 +280,10 @@ def test_overlong_partial_line_is_dropped_before_its_end_arrives() -> None:
     assert parser.overflows == 0
     assert parser.feed(b"a") == []
     assert parser.overflows == 1
-    assert parser._partial == []
+    assert not parser._partial
     # The rest of the line is dropped as it comes, not kept.
     assert parser.feed(b"b" * 10_000) == []
-    assert parser._partial == []
+    assert not parser._partial
     assert parser.feed(b"c\n\ndata: next\n\n") == [
         SSEEvent("message", "0123456789", None, oversized=True),
         SSEEvent("message", "next", None),
@@ -308,9 +308,9 @@ def test_event_data_is_capped_across_lines() -> None:
     assert parser.overflows == 0
     assert parser.feed(b"data: 12345\n") == []
     assert parser.overflows == 1
-    assert parser._data_lines == []
+    assert not parser._data_lines
     assert parser.feed(b"data: 12345\n" * 1000) == []
-    assert parser._data_lines == []
+    assert not parser._data_lines
     assert parser.feed(b"\n") == [
         SSEEvent("message", "12345\n1234", None, oversized=True)]
     assert parser.overflows == 1
