@@ -320,7 +320,7 @@ class _Family:
 
 
 #: Seconds of rendering between two calls of ``encode``'s ``pause``.
-PAUSE_AFTER_SECONDS = 0.0003
+PAUSE_AFTER_SECONDS = 0.001
 
 
 def _paced(entries: Iterable[_Child], pause: Callable[[], None]) -> Iterator[_Child]:

@@ -12,7 +12,8 @@ The render keeps the text of every label child whose values have not moved since
 scrape, so a scraped round is run twice: scraping the registry as it is (only the load's own
 route moves, and it records into the app's registry, not this one), and scraping
 ``/metrics/churned``, where every series of the registry has changed since the last scrape
-(see :class:`serve.ChurnedScrapes`).
+(see :class:`serve.ChurnedScrapes`).  The changes are work of their own in the event loop, so
+the churned scrapes are compared with rounds that make the same changes without scraping.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ class ScrapeResults:
     scrapes: int
     quiet: list[RunResult]
     scraped: list[RunResult]
+    churn_only: list[RunResult]
     churned: list[RunResult]
 
     @staticmethod
@@ -54,7 +56,7 @@ class ScrapeResults:
         return statistics.median(getattr(run, attribute) for run in runs)
 
     def arm(self, name: str) -> list[RunResult]:
-        """``"quiet"``, ``"scraped"`` or ``"churned"``: that arm's rounds."""
+        """``"quiet"``, ``"scraped"``, ``"churn_only"`` or ``"churned"``: that arm's rounds."""
         runs: list[RunResult] = getattr(self, name)
         return runs
 
@@ -64,9 +66,9 @@ class ScrapeResults:
     def p50_ms(self, name: str) -> float:
         return self._median(self.arm(name), "p50_us") / 1000
 
-    def rise_spread(self, name: str) -> tuple[float, float]:
-        """Middle half of the p99 ratios of a scraped round to the same round's quiet run."""
-        ratios = sorted(s.p99_us / q.p99_us for s, q in zip(self.arm(name), self.quiet,
+    def rise_spread(self, name: str, baseline: str = "quiet") -> tuple[float, float]:
+        """Middle half of the p99 ratios of a scraped round to the same round's baseline."""
+        ratios = sorted(s.p99_us / q.p99_us for s, q in zip(self.arm(name), self.arm(baseline),
                                                              strict=True))
         quarter = len(ratios) // 4
         return ratios[quarter] - 1, ratios[-1 - quarter] - 1
@@ -104,9 +106,10 @@ class Scraper(threading.Thread):
 
 def run_scrape_load(*, rounds: int, seconds: float, connections: int, stack: Stack,
                     seed: int = 7) -> ScrapeResults:
-    from serve import CHURNED_SCRAPE_PATH, SCRAPE_SERIES
+    from serve import CHURN_ONLY_PATH, CHURNED_SCRAPE_PATH, SCRAPE_SERIES
 
-    paths = {"quiet": None, "scraped": SCRAPE_PATH, "churned": CHURNED_SCRAPE_PATH}
+    paths = {"quiet": None, "scraped": SCRAPE_PATH, "churn_only": CHURN_ONLY_PATH,
+             "churned": CHURNED_SCRAPE_PATH}
     with running_servers("scrape", ["asgi_mcp_metrics"], "full", stack) as servers:
         server = servers[0]
         load_once(server, ITEMS, connections=connections, seconds=1.0)  # warm-up
@@ -134,4 +137,4 @@ def run_scrape_load(*, rounds: int, seconds: float, connections: int, stack: Sta
                     raise LoadError(f"scraper: {scraper.failure or 'no scrape finished'}")
                 scrapes += scraper.scrapes
     return ScrapeResults(rounds, seconds, SCRAPE_SERIES, scrapes, runs["quiet"],
-                         runs["scraped"], runs["churned"])
+                         runs["scraped"], runs["churn_only"], runs["churned"])

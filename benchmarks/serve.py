@@ -37,7 +37,7 @@ class RecordedProbe:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self.metrics is not None and scope["type"] == "http" and scope["path"] in (
-                "/metrics", CHURNED_SCRAPE_PATH):
+                "/metrics", CHURNED_SCRAPE_PATH, CHURN_ONLY_PATH):
             await self.metrics(scope, receive, send)
             return
         if scope["type"] != "http" or scope["path"] != RECORDED_PATH:
@@ -52,6 +52,7 @@ class RecordedProbe:
         await send({"type": "http.response.body", "body": body})
 
 
+SCRAPE_PATH = "/metrics"
 #: How many sample lines the registry behind ``/metrics`` holds in the ``scrape`` app.
 SCRAPE_SERIES = 10_000
 
@@ -69,14 +70,17 @@ def scraped_registry() -> ASGIApp:
 
 #: A scrape of this path finds every series of the registry changed since the last scrape.
 CHURNED_SCRAPE_PATH = "/metrics/churned"
+#: The same changes without a scrape: what the churned scrapes are compared with.
+CHURN_ONLY_PATH = "/metrics/churn-only"
 
 
 class ChurnedScrapes:
     """``/metrics`` as is; a scrape of ``/metrics/churned`` then changes every series of the
-    registry before the next scrape (the worst case for a render that keeps the text of what
-    has not changed): it observes into every histogram child and increments every counter
-    child, a few children every 10 ms over the next 0.9 s, in the event loop, as the traffic
-    that changes them would."""
+    registry before the next scrape (``/metrics/churn-only`` does the same without
+    rendering) (the worst case for a render that keeps the text of what has not changed): it
+    observes into every histogram child and increments every counter child, a few children
+    every 10 ms over the next 0.9 s, in the event loop, as the traffic that changes them
+    would."""
 
     SPREAD_SECONDS = 0.9
     STEP_SECONDS = 0.01
@@ -87,8 +91,13 @@ class ChurnedScrapes:
         self.tasks: set[asyncio.Task[None]] = set()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await self.endpoint(scope, receive, send)
-        if scope["type"] == "http" and scope["path"] == CHURNED_SCRAPE_PATH:
+        if scope["path"] == CHURN_ONLY_PATH:
+            await send({"type": "http.response.start", "status": 200,
+                        "headers": [(b"content-length", b"0")]})
+            await send({"type": "http.response.body", "body": b""})
+        else:
+            await self.endpoint(scope, receive, send)
+        if scope["type"] == "http" and scope["path"] != SCRAPE_PATH:
             task = asyncio.get_running_loop().create_task(self._change_everything())
             self.tasks.add(task)
             task.add_done_callback(self.tasks.discard)
