@@ -288,7 +288,7 @@ def render(settings: Settings, mcp_parsing: str, out: Collected) -> None:
         mcp_parsing=mcp_parsing, clock=settings.clock))
     out.sections.append(
         "## `/metrics` render time\n\nIn-process through `MetricsEndpoint` (default settings, "
-        f"so renders slower than 5 ms move to a worker thread), median of "
+        f"so renders slower than 5 ms move to its render thread), median of "
         f"{settings.render_repeats} scrapes per format of a registry that does not change "
         "between them (the encoder keeps the text of unchanged children; the encoder table "
         f"below has the case where every series changed); {_clock_words(settings.clock)}.\n\n"
