@@ -400,6 +400,17 @@ def _render_thread() -> concurrent.futures.ThreadPoolExecutor:
         return _render_executor
 
 
+def _forget_render_thread() -> None:
+    # A forked child has the executor but not its thread: it would queue renders for good.
+    global _render_executor, _render_executor_lock
+    _render_executor = None
+    _render_executor_lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_render_thread)
+
+
 def _lower_priority() -> None:
     # On Linux a thread is a task of its own, with its own niceness; elsewhere (or where it is
     # not allowed) the thread keeps the process's priority.

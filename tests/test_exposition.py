@@ -828,3 +828,29 @@ def test_offloaded_renders_run_in_a_thread_of_their_own_at_a_lower_priority(
     floor = max(os.getpriority(os.PRIO_PROCESS, 0), exposition.RENDER_NICENESS)
     assert {niceness for _, niceness in seen} == {floor}
     assert app_thread_niceness == os.getpriority(os.PRIO_PROCESS, 0)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_forked_worker_renders_in_a_render_thread_of_its_own() -> None:
+    """A process forked after a scrape (a pre-forking server's worker) must not queue its
+    renders on the parent's render thread, which does not exist in the child."""
+    import multiprocessing
+
+    registry = CollectorRegistry()
+    Counter("jobs", "Jobs.", registry=registry).inc()
+    endpoint = MetricsEndpoint(registry=registry, render_offload_seconds=0)
+    assert asyncio.run(endpoint.answer("GET", {}, "")).status == 200  # the thread now exists
+
+    def scrape_in_child(results: Any) -> None:
+        answer = asyncio.run(asyncio.wait_for(endpoint.answer("GET", {}, ""), timeout=20))
+        results.put((answer.status, b"jobs_total 1.0\n" in answer.body))
+
+    context = multiprocessing.get_context("fork")
+    results = context.Queue()
+    child = context.Process(target=scrape_in_child, args=(results,))
+    child.start()
+    try:
+        assert results.get(timeout=30) == (200, True)
+    finally:
+        child.join(timeout=30)
+    assert child.exitcode == 0
