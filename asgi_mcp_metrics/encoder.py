@@ -4,9 +4,10 @@
 per sample, a sorted copy of it per line) and formatting each one. For the library's own
 families (plain ``Counter``, ``Gauge`` and ``Histogram`` objects the
 :class:`~.recorder.Recorder` built) this encoder keeps, per label child, the text of every line
-up to its value, and the text of the whole child with the values it was rendered from: a counter
-or histogram child whose values are still those it was last rendered from is not formatted
-again, and a creation time is formatted once per child. Every other collector on the registry
+up to its value, and the UTF-8 text of the whole child with the values it was rendered from: a
+counter or histogram child whose values are still those it was last rendered from is not
+formatted again, a creation time is formatted once per child, and the body is one join of
+such pieces. Every other collector on the registry
 (process, GC, the user's own) goes through ``prometheus_client``'s encoder unchanged, in
 registry order, so the body is byte-identical to ``generate_latest`` in the Prometheus text
 format and in OpenMetrics 1.0.
@@ -78,6 +79,8 @@ def encode(registry: CollectorRegistry, fmt: str, own: Collection[Any], encoder:
         source: Collector = registry if wrap is None else wrap(registry)
         return encoder(source)
     created = created and metrics_module._use_created
+    # Every piece of the body in order, the kept texts of label children among them: joined
+    # once, at the end.
     parts: list[bytes] = []
     others: list[Collector] = []
 
@@ -94,7 +97,7 @@ def encode(registry: CollectorRegistry, fmt: str, own: Collection[Any], encoder:
             others.append(collector)
         else:
             flush()
-            parts.append(family.render(collector, fmt, created, pause).encode("utf-8"))
+            family.render(collector, fmt, created, parts, pause)
     flush()
     if fmt == OPENMETRICS:
         parts.append(_EOF)
@@ -154,17 +157,17 @@ class _Child:
         self.child = child
         self.prefix = prefix
         self.state: Any = None
-        self.text = ""
+        self.text = b""
         self.created: float | None = None
-        self.created_text = ""
+        self.created_text = b""
 
-    def created_line(self) -> str:
+    def created_line(self) -> bytes:
         # A child's creation time changes only when it is reset; its text is the dearest
         # to format (``floatToGoString``), so it is kept.
         created = self.child._created
         if created != self.created:
             self.created = created
-            self.created_text = f"{self.prefix[-1]}{_go(created)}\n"
+            self.created_text = f"{self.prefix[-1]}{_go(created)}\n".encode()
         return self.created_text
 
 
@@ -195,8 +198,9 @@ class _Family:
         with metric._lock:
             return list(metric._metrics.items())
 
-    def render(self, metric: Any, fmt: str, created: bool,
-               pause: Callable[[], None] | None = None) -> str:
+    def render(self, metric: Any, fmt: str, created: bool, out: list[bytes],
+               pause: Callable[[], None] | None = None) -> None:
+        """Append this family's text in format ``fmt``, in UTF-8, to ``out``."""
         live = self._live(metric)
         old = self.children
         children = {}
@@ -213,7 +217,6 @@ class _Family:
                              **children}
         else:
             self.children = children
-        out: list[str] = []
         entries = _paced(children.values(), pause) if pause is not None \
             else children.values()
         if self.kind == "histogram":
@@ -222,13 +225,12 @@ class _Family:
             self._counter(fmt, created, entries, out)
         else:
             self._gauge(fmt, entries, out)
-        return "".join(out)
 
-    def _header(self, fmt: str, name: str, kind: str) -> str:
+    def _header(self, fmt: str, name: str, kind: str) -> bytes:
         if fmt == TEXT:
-            return f"# HELP {name} {self.text_doc}\n# TYPE {name} {kind}\n"
+            return f"# HELP {name} {self.text_doc}\n# TYPE {name} {kind}\n".encode()
         unit = f"# UNIT {name} {self.unit}\n" if self.unit else ""
-        return f"# HELP {name} {self.om_doc}\n# TYPE {name} {kind}\n{unit}"
+        return f"# HELP {name} {self.om_doc}\n# TYPE {name} {kind}\n{unit}".encode()
 
     def _prefix(self, fmt: str, values: tuple[str, ...]) -> tuple[str, ...]:
         """The text of each line of one child up to its value (and the space before it)."""
@@ -248,17 +250,17 @@ class _Family:
                 f"{name}_created{labels} ")
 
     def _counter(self, fmt: str, created: bool, entries: Iterable[_Child],
-                 out: list[str]) -> None:
+                 out: list[bytes]) -> None:
         text = fmt == TEXT
         out.append(self._header(fmt, f"{self.name}_total" if text else self.name, "counter"))
         append = out.append
-        created_lines = []
+        created_lines: list[bytes] = []
         for entry in entries:
             value = entry.child._value._value
             if value is not entry.state:
                 entry.state = value
                 # float(): ``reset()`` sets the integer 0.
-                entry.text = f"{entry.prefix[0]}{_go(float(value))}\n"
+                entry.text = f"{entry.prefix[0]}{_go(float(value))}\n".encode()
             append(entry.text)
             if created:
                 if text:
@@ -269,7 +271,7 @@ class _Family:
             append(self._header(fmt, f"{self.name}_created", "gauge"))
             out.extend(created_lines)
 
-    def _gauge(self, fmt: str, entries: Iterable[_Child], out: list[str]) -> None:
+    def _gauge(self, fmt: str, entries: Iterable[_Child], out: list[bytes]) -> None:
         out.append(self._header(fmt, self.name, "gauge"))
         for entry in entries:
             child = entry.child
@@ -277,14 +279,14 @@ class _Family:
                 value = float(child._child_samples()[0][2])
             else:
                 value = child._value.get()
-            out.append(f"{entry.prefix[0]}{_go(value)}\n")
+            out.append(f"{entry.prefix[0]}{_go(value)}\n".encode())
 
     def _histogram(self, fmt: str, created: bool, entries: Iterable[_Child],
-                   out: list[str]) -> None:
+                   out: list[bytes]) -> None:
         out.append(self._header(fmt, self.name, "histogram"))
         has_sum = self.has_sum
         append = out.append
-        created_lines = []
+        created_lines: list[bytes] = []
         for entry in entries:
             child = entry.child
             # The values as read now (no lock: each read is of one float object); equal to
@@ -306,7 +308,7 @@ class _Family:
             out.extend(created_lines)
 
     @staticmethod
-    def _histogram_text(prefix: tuple[str, ...], state: list[float], has_sum: bool) -> str:
+    def _histogram_text(prefix: tuple[str, ...], state: list[float], has_sum: bool) -> bytes:
         lines = []
         acc = 0.0
         buckets = len(state) - 1 if has_sum else len(state)
@@ -316,11 +318,13 @@ class _Family:
         lines.append(f"{prefix[buckets]}{_go(acc)}\n")
         if has_sum:
             lines.append(f"{prefix[buckets + 1]}{_go(state[-1])}\n")
-        return "".join(lines)
+        return "".join(lines).encode()
 
 
-#: Seconds of rendering between two calls of ``encode``'s ``pause``.
-PAUSE_AFTER_SECONDS = 0.001
+#: Seconds of rendering between two calls of ``encode``'s ``pause``: about the longest a request
+#: that arrives while an offloaded render holds the GIL waits for it (only the one join of the
+#: body, at the end, holds the GIL for longer).
+PAUSE_AFTER_SECONDS = 0.0001
 
 
 def _paced(entries: Iterable[_Child], pause: Callable[[], None]) -> Iterator[_Child]:
