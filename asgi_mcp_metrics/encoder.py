@@ -7,10 +7,9 @@ families (plain ``Counter``, ``Gauge`` and ``Histogram`` objects the
 up to its value, and the UTF-8 text of the whole child with the values it was rendered from: a
 counter or histogram child whose values are still those it was last rendered from is not
 formatted again, a creation time is formatted once per child, and the body is one join of
-such pieces. Every other collector on the registry
-(process, GC, the user's own) goes through ``prometheus_client``'s encoder unchanged, in
-registry order, so the body is byte-identical to ``generate_latest`` in the Prometheus text
-format and in OpenMetrics 1.0.
+such pieces. Every other collector on the registry (process, GC, the user's own) goes through
+``prometheus_client``'s encoder unchanged, in registry order, so the body is byte-identical to
+``generate_latest`` in the Prometheus text format and in OpenMetrics 1.0.
 
 It reads what ``collect()`` would read (``_metrics``, ``_value`` and the value objects' own
 ``_value``, ``_buckets``, ``_sum``, ``_created``, ``_upper_bounds``), internals of
