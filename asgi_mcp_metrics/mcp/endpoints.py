@@ -11,7 +11,10 @@ Each set is capped, so a client sending to many paths cannot grow them without b
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Final
+from typing import TYPE_CHECKING, Final
+
+if TYPE_CHECKING:
+    from .wire.headers import McpHeaders
 
 #: Paths remembered as MCP endpoints, legacy stream endpoints, or plain JSON APIs, each.
 MAX_REMEMBERED_PATHS: Final = 1024
@@ -65,16 +68,17 @@ def _add_capped(paths: set[str], path: str) -> None:
         paths.add(path)
 
 
-def may_be_mcp(method: str, found: dict[bytes, bytes], *, streams: bool = True) -> bool:
+def may_be_mcp(method: str, headers: McpHeaders, content_type: bytes | None,
+               accept: bytes | None, *, streams: bool = True) -> bool:
     """On a path not known yet: a header only MCP clients send, a JSON POST, or (``streams``:
     the path has not shown a plain event stream) a GET that accepts an event stream (a legacy
-    ``/sse`` connect).  ``found``: the request's headers as
-    :func:`~.wire.headers.wanted_headers` picks them."""
-    if b"mcp-session-id" in found or b"mcp-method" in found:
+    ``/sse`` connect).  ``headers``, ``content_type`` and ``accept``: the request's headers as
+    :func:`~.wire.headers.read_headers` reads them."""
+    if headers.session_id is not None or headers.method is not None:
         return True
     # (bytes.find: ``in`` on bytes takes a slower path.)
     if method == "POST":
-        return found.get(b"content-type", b"").lower().find(b"json") >= 0
+        return content_type is not None and content_type.lower().find(b"json") >= 0
     if method == "GET" and streams:
-        return found.get(b"accept", b"").lower().find(b"text/event-stream") >= 0
+        return accept is not None and accept.lower().find(b"text/event-stream") >= 0
     return False

@@ -88,7 +88,7 @@ class McpExchange:
         if self.session_id is not None:
             response.sessions.leave(self.session_id, ended)
         response.close()
-        request.body = None
+        request.stop_reading()
         if response.legacy_stream_session is not None:
             response.sessions.end(response.legacy_stream_session,
                                   _stream_end_reason(error, disconnected), ended)
@@ -102,7 +102,8 @@ class McpExchange:
             if 200 <= status < 300 and request.invalid in _NOT_JSONRPC:
                 response.endpoints.remember(request.path, False)
             return
-        if request.http_method == "POST" and (200 <= status < 300 or response.answered):
+        if request.http_method == "POST" and (200 <= status < 300 or response.answered) \
+                and request.path not in response.endpoints.mcp_paths:
             # Accepted, or answered by id: a JSON-RPC endpoint (a refusal alone proves nothing).
             response.endpoints.remember(request.path, True)
         if request.invalid is not None:
@@ -115,9 +116,11 @@ class McpExchange:
         if 300 <= status < 400:
             self._discard()
             return
-        request.from_headers()  # no response at all: the headers may still name it
+        if not request.headers_used and not request.parsed:
+            request.from_headers()  # no response at all: the headers may still name it
         self._sessions(status, ended)
-        self._settle(error, disconnected, ended)
+        if request.operations:
+            self._settle(error, disconnected, ended)
 
     def _sessions(self, status: int, ended: float) -> None:
         request = self.request
@@ -153,8 +156,6 @@ class McpExchange:
     def _settle(self, error: BaseException | None, disconnected: bool, ended: float) -> None:
         """Requests that got no answer on this exchange."""
         request = self.request
-        if not request.operations:
-            return
         operations = request.operations
         request.operations = {}
         sessions = self.response.sessions

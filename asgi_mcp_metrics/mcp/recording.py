@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, Final
 
-from ..declared_tools import is_declared_tool
+from .. import declared_tools
 from ..identity import identity_label
 from ..writers import HistogramWriter, value_of
 from .operations import (
@@ -117,7 +117,7 @@ class McpRecording:
         # A tool declared with @instrument_tool is counted and timed by its decorator, which
         # knows the backend and whether the handler raised; recording it here too would count
         # it twice.  Every other tool call is counted and timed here, once.
-        if tool_duration is not None and not is_declared_tool(op.tool or ""):
+        if tool_duration is not None and op.tool not in declared_tools._declared_tools:
             tool_calls.inc(1)
             tool_duration.observe(elapsed, exemplar)
         return True

@@ -16,7 +16,16 @@ from .operations import Operation
 from .wire.body import BoundedBuffer
 from .wire.headers import McpHeaders, session_id_from_query
 from .wire.jsonrpc import IdKey, Parsed, parse_messages
-from .wire.vocabulary import LEGACY, STREAMABLE, is_modern, method_label, version_label
+from .wire.vocabulary import (
+    HANDSHAKE_VERSIONS,
+    LEGACY,
+    METHODS,
+    OTHER,
+    PROTOCOL_VERSIONS,
+    STREAMABLE,
+    is_modern,
+    version_label,
+)
 
 if TYPE_CHECKING:
     from .policy import ReadPolicy
@@ -26,12 +35,17 @@ if TYPE_CHECKING:
 
 #: The operations of a request that has none: never written to (see :meth:`McpRequest._add`).
 _NO_OPERATIONS: Final[dict[IdKey | None, Operation]] = {}
+#: ``(version_label, is_modern)`` of each known ``MCP-Protocol-Version`` header (and none).
+_ERAS: Final[dict[str | None, tuple[str, bool]]] = {
+    None: ("", False),
+    **{version: (version, version not in HANDSHAKE_VERSIONS) for version in PROTOCOL_VERSIONS},
+}
 
 
 class McpRequest:
     """What the request of one exchange says, read from its body or its headers."""
 
-    __slots__ = ("batch", "body", "deferred", "headers", "headers_used", "http_method",
+    __slots__ = ("batch", "body", "body_cap", "deferred", "headers", "headers_used", "http_method",
                  "initialize", "invalid", "invalid_elements", "invalid_ids", "is_mcp",
                  "legacy_post_session", "lists_tools", "modern", "operations", "parsed", "path",
                  "recording", "sessions", "started", "subscription", "version")
@@ -46,12 +60,16 @@ class McpRequest:
         self.http_method: str = scope["method"]
         self.path: str = scope["path"]
         post = self.http_method == "POST"
-        self.legacy_post_session = (session_id_from_query(scope.get("query_string", b""))
-                                    if post else None)
-        self.version = version_label(headers.protocol_version)
-        self.modern = is_modern(headers.protocol_version)
-        self.body = (BoundedBuffer(policy.max_body_bytes)
-                     if post and policy.parse_requests else None)
+        query = scope.get("query_string") if post else None
+        self.legacy_post_session = session_id_from_query(query) if query else None
+        era = _ERAS.get(headers.protocol_version)
+        if era is None:
+            era = (version_label(headers.protocol_version), is_modern(headers.protocol_version))
+        self.version, self.modern = era
+        #: The body's cap while it is to be read (0: not read), and its buffer once it comes
+        #: in more than one message.
+        self.body_cap = policy.max_body_bytes if post and policy.parse_requests else 0
+        self.body: BoundedBuffer | None = None
         # Only MCP clients send Mcp-Method or Mcp-Session-Id.
         self.is_mcp = known or headers.method is not None or headers.session_id is not None
         #: Why the body could not be read as JSON-RPC (a parse-limit reason), if it could not.
@@ -76,14 +94,22 @@ class McpRequest:
         return LEGACY if self.legacy_post_session is not None else STREAMABLE
 
     def feed(self, chunk: bytes, more_body: bool) -> None:
+        cap = self.body_cap
+        if not cap:
+            return
         body = self.body
-        if body is None:
-            return
-        data = body.take(chunk, more_body)
-        if data is None:
-            return
-        self.body = None
-        if body.overflowed:
+        if body is None and not more_body:
+            data, overflowed = BoundedBuffer.last(chunk, cap)
+        else:
+            if body is None:
+                body = self.body = BoundedBuffer(cap)
+            taken = body.take(chunk, more_body)
+            if taken is None:
+                return
+            self.body = None
+            data, overflowed = taken, body.overflowed
+        self.body_cap = 0
+        if overflowed:
             self.invalid = "too_large"
             self.from_headers()
         elif self.modern and self.headers.method is not None \
@@ -94,6 +120,11 @@ class McpRequest:
             self.deferred = data
         else:
             self._parsed(parse_messages(data))
+
+    def stop_reading(self) -> None:
+        """Whatever of the body is still to come is not read."""
+        self.body_cap = 0
+        self.body = None
 
     def read_deferred(self) -> None:
         """Read a body left unread (see :meth:`feed`): what was wrong with it, if anything.
@@ -183,8 +214,10 @@ class McpRequest:
         recording = self.recording
         # (Positional: id_key, method, tool, prompt, version, transport, identity, started.)
         operations[id_key] = Operation(
-            id_key, method_label(method), (tool or "") if is_tool_call else None,
+            id_key, method if method in METHODS else OTHER,
+            (tool or "") if is_tool_call else None,
             prompt if method == "prompts/get" else None,
-            self.version or version_label(version), self.transport,
+            self.version or version_label(version),
+            STREAMABLE if self.legacy_post_session is None else LEGACY,
             recording.identity() if is_tool_call and recording.identity_on else "",
             self.started)

@@ -34,7 +34,7 @@ _TRANSPORT_ERROR_IDS: Final[frozenset[IdKey]] = frozenset({("null", ""), ("str",
 class McpResponse:
     """What the response of one exchange answers."""
 
-    __slots__ = ("answered", "endpoints", "error_code", "frames", "invalid", "json",
+    __slots__ = ("answered", "endpoints", "error_code", "frames", "invalid", "json", "json_cap",
                  "legacy_stream_session", "policy", "reading", "recording", "request",
                  "session_id", "sessions", "sse", "status", "stream_kind", "unparsed")
 
@@ -48,6 +48,9 @@ class McpResponse:
         self.status = 0
         #: The ``Mcp-Session-Id`` the response carries (a new session, after ``initialize``).
         self.session_id: str | None = None
+        #: The JSON body's cap while it is read (0: not read), and its buffer once it comes in
+        #: more than one message.
+        self.json_cap = 0
         self.json: BoundedBuffer | None = None
         self.sse: SSEParser | None = None
         #: Whether answers are read from this response (by mode, and what the request was).
@@ -68,7 +71,8 @@ class McpResponse:
         self.status = status
         request = self.request
         # Whatever the app has not read of the request by now is not part of its answer.
-        request.body = None
+        if request.body_cap:
+            request.stop_reading()
         content_type = b""
         for name, value in headers:
             if not name.islower():
@@ -80,27 +84,24 @@ class McpResponse:
                 self.session_id = value.decode("latin-1")
         if 300 <= status < 400:
             return None  # a redirect (e.g. /messages -> /messages/): the request comes again
-        if not request.parsed:
+        if not request.parsed and not request.headers_used:
             request.from_headers()
         policy = self.policy
+        reads_answers = policy.parse_responses or (policy.parse_requests and request.lists_tools)
         # (bytes.find: ``in`` on bytes takes a slower path.)
         if content_type.find(b"text/event-stream") >= 0:
             kind = self.stream_kind = self._stream_kind()
-            self.reading = self._reads_answers()
-            if self.reading or request.http_method == "GET":
+            self.reading = reads_answers
+            if reads_answers or request.http_method == "GET":
                 # A GET stream is read at least up to its first event: a legacy ``endpoint``.
                 self.sse = SSEParser(policy.max_frame_bytes)
             return kind
         if content_type.find(b"json") >= 0 and (
-                (request.operations and self._reads_answers())
+                (request.operations and reads_answers)
                 or (status >= 400 and policy.parse_responses)):
             self.reading = True
-            self.json = BoundedBuffer(policy.max_frame_bytes)
+            self.json_cap = policy.max_frame_bytes
         return None
-
-    def _reads_answers(self) -> bool:
-        policy = self.policy
-        return policy.parse_responses or (policy.parse_requests and self.request.lists_tools)
 
     def _stream_kind(self) -> str | None:
         request = self.request
@@ -132,17 +133,27 @@ class McpResponse:
                                                sse.overflows - overflows)
                     self.unparsed = True
             return self.sse is not None
+        cap = self.json_cap
+        if not cap:
+            return False
         buffer = self.json
-        if buffer is not None:
-            data = buffer.take(chunk, more_body)
-            if data is not None:
-                self.json = None
-                if buffer.overflowed:
-                    self.recording.parse_limit("json_response", "too_large")
-                    self.unparsed = True
-                else:
-                    self._answers(parse_messages(data), perf_counter(), "json_response")
-        return self.json is not None
+        if buffer is None and not more_body:
+            data, overflowed = BoundedBuffer.last(chunk, cap)
+        else:
+            if buffer is None:
+                buffer = self.json = BoundedBuffer(cap)
+            taken = buffer.take(chunk, more_body)
+            if taken is None:
+                return True
+            self.json = None
+            data, overflowed = taken, buffer.overflowed
+        self.json_cap = 0
+        if overflowed:
+            self.recording.parse_limit("json_response", "too_large")
+            self.unparsed = True
+        else:
+            self._answers(parse_messages(data), perf_counter(), "json_response")
+        return False
 
     def close(self) -> None:
         """The exchange is over: drop the parsers, count a frame cut off by the end."""
@@ -152,6 +163,7 @@ class McpResponse:
             self.sse = None
             if sse.truncated and self.request.is_mcp:
                 self.recording.parse_limit("sse_frame", "truncated")
+        self.json_cap = 0
         self.json = None
 
     def _event(self, event: SSEEvent, now: float) -> None:

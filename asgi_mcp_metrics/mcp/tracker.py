@@ -29,7 +29,7 @@ from .exchange import McpExchange
 from .policy import ReadPolicy
 from .recording import McpRecording
 from .sessions import Sessions
-from .wire.headers import headers_from, wanted_headers
+from .wire.headers import read_headers
 
 if TYPE_CHECKING:
     from ..config import Settings
@@ -58,14 +58,14 @@ class McpTracker:
         known = endpoints.classify(method, path)
         if known is None:
             return None
-        found = wanted_headers(scope["headers"])
-        if not known and not may_be_mcp(method, found,
+        headers, content_type, accept = read_headers(scope["headers"])
+        if not known and not may_be_mcp(method, headers, content_type, accept,
                                          streams=path not in endpoints.plain_stream_paths):
             return None
         if self.sessions.idle:
             self.sessions.sweep(started)
         return McpExchange(self.policy, self.recording, self.sessions, self.endpoints, scope,
-                           started, headers_from(found, media=False), known)
+                           started, headers, known)
 
     def shutdown(self) -> None:
         self.sessions.shutdown()

@@ -24,16 +24,14 @@ _SENTINEL_PREFIX: Final = b"=?base64?"
 _SENTINEL_SUFFIX: Final = b"?="
 _SENTINEL_MIN_LEN: Final = len(_SENTINEL_PREFIX) + len(_SENTINEL_SUFFIX)
 
-#: The :class:`McpHeaders` field of each header name but ``mcp-name``.
+#: The :class:`McpHeaders` field of each header name read as plain latin-1 text.
 _FIELDS: Final = {
     b"mcp-method": "method",
-    b"mcp-protocol-version": "protocol_version",
     b"mcp-session-id": "session_id",
-    b"accept": "accept",
-    b"content-type": "content_type",
     b"last-event-id": "last_event_id",
 }
-_WANTED: Final = frozenset({*_FIELDS, b"mcp-name"})
+_WANTED: Final = frozenset(
+    {*_FIELDS, b"mcp-name", b"mcp-protocol-version", b"accept", b"content-type"})
 _VERSIONS: Final = {version.encode("ascii"): version for version in PROTOCOL_VERSIONS}
 
 
@@ -91,12 +89,23 @@ def mcp_request_headers(headers: Iterable[tuple[bytes, bytes]]) -> McpHeaders:
     whose repeated values are joined with ``", "`` as HTTP defines. Works on
     response header lists too (``mcp-session-id``, ``content-type``).
     """
-    return headers_from(wanted_headers(headers))
+    found, content_type, accept = read_headers(headers)
+    if content_type is not None:
+        found.content_type = content_type.decode("latin-1")
+    if accept is not None:
+        found.accept = accept.decode("latin-1")
+    return found
 
 
-def wanted_headers(headers: Iterable[tuple[bytes, bytes]]) -> dict[bytes, bytes]:
-    """The raw values of the headers :class:`McpHeaders` reads, by lower-case name."""
-    found: dict[bytes, bytes] = {}
+def read_headers(
+    headers: Iterable[tuple[bytes, bytes]],
+) -> tuple[McpHeaders, bytes | None, bytes | None]:
+    """One pass over an ASGI header list: the :class:`McpHeaders` without ``accept`` and
+    ``content_type``, and those two raw (``None`` when absent), as
+    :func:`mcp_request_headers` reads them."""
+    found = McpHeaders()
+    content_type: bytes | None = None
+    accept: bytes | None = None
     for name, value in headers:
         if name not in _WANTED:
             # ASGI servers send lowercase names; only pay for lower() when needed.
@@ -105,29 +114,24 @@ def wanted_headers(headers: Iterable[tuple[bytes, bytes]]) -> dict[bytes, bytes]
             name = name.lower()
             if name not in _WANTED:
                 continue
-        if name in found:
-            if name == b"accept":
-                found[name] = found[name] + b", " + value
-            continue
-        found[name] = value
-    return found
-
-
-def headers_from(found: dict[bytes, bytes], *, media: bool = True) -> McpHeaders:
-    """:class:`McpHeaders` of the raw values :func:`wanted_headers` found (without
-    ``accept`` and ``content_type`` unless ``media``)."""
-    headers = McpHeaders()
-    if found:
-        # Only the headers present are decoded (a POST carries two or three of them).
-        for name, value in found.items():
-            if name == b"mcp-name":
-                headers.name = decode_header_value(value)
-            elif name == b"mcp-protocol-version":
+        if name == b"content-type":
+            if content_type is None:
+                content_type = value
+        elif name == b"accept":
+            accept = value if accept is None else accept + b", " + value
+        elif name == b"mcp-protocol-version":
+            if found.protocol_version is None:
                 # A known version is one shared string, not a copy per request.
-                headers.protocol_version = _VERSIONS.get(value) or value.decode("latin-1")
-            elif media or (name != b"accept" and name != b"content-type"):
-                setattr(headers, _FIELDS[name], value.decode("latin-1"))
-    return headers
+                found.protocol_version = _VERSIONS.get(value) or value.decode("latin-1")
+        elif name == b"mcp-name":
+            if found.name is None:
+                found.name = (decode_header_value(value) if value.startswith(_SENTINEL_PREFIX)
+                              else value.decode("latin-1"))
+        else:
+            field = _FIELDS[name]
+            if getattr(found, field) is None:
+                setattr(found, field, value.decode("latin-1"))
+    return found, content_type, accept
 
 
 def media_type(content_type: str | None) -> str | None:
