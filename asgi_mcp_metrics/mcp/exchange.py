@@ -1,15 +1,16 @@
 """One HTTP exchange on an MCP endpoint, as the middleware's observer, and what its end means.
 
-The request side (:mod:`.request`) and the response side (:mod:`.response`) see the exchange's
-bytes; when it is over this module settles it: sessions started, ended or not found, protocol
-errors by reason, and every request that got no answer here, by what the status, the error and
-the client's disconnect say.
+An exchange is the response side (:mod:`.response`, which reads the answers) with its request
+(:mod:`.request`) beside it, so the middleware's calls for the response reach the reader with no
+step in between.  When the exchange is over this module settles it: sessions started, ended or
+not found, protocol errors by reason, and every request that got no answer here, by what the
+status, the error and the client's disconnect say.
 """
 
 from __future__ import annotations
 
 from asyncio import CancelledError
-from collections.abc import MutableMapping, Sequence
+from collections.abc import MutableMapping
 from typing import TYPE_CHECKING, Any, Final
 
 from .operations import (
@@ -47,65 +48,59 @@ _UNPARSABLE: Final = frozenset({INVALID_EMPTY, INVALID_UTF8, INVALID_JSON, INVAL
 _NOT_JSONRPC: Final = frozenset({INVALID_NOT_JSONRPC, INVALID_NOT_AN_OBJECT})
 
 
-class McpExchange:
-    """One HTTP exchange on an MCP endpoint."""
+class McpExchange(McpResponse):
+    """One HTTP exchange on an MCP endpoint: its response side, its request, its session."""
 
-    # (The policy, the recording, the sessions and the endpoints are the response side's:
-    # an exchange of a stream is held as long as the stream, so it keeps no copies.)
-    __slots__ = ("request", "response", "session_id")
+    __slots__ = ("held_session",)
 
     def __init__(self, policy: ReadPolicy, recording: McpRecording, sessions: Sessions,
                  endpoints: Endpoints, scope: MutableMapping[str, Any], started: float,
                  headers: McpHeaders, known: bool) -> None:
-        self.request = McpRequest(policy, recording, sessions, scope, started, headers, known)
-        self.response = McpResponse(policy, recording, sessions, endpoints, self.request)
+        McpResponse.__init__(self, policy, recording, sessions, endpoints, McpRequest(
+            policy, recording, sessions, scope, started, headers, known))
         #: The session this exchange belongs to: while it lasts, the session is not idle.
-        session_id = headers.session_id
-        if session_id is not None:
-            session_id = headers.session_id = sessions.enter(session_id)
-        self.session_id = session_id
-
-    @property
-    def stream_kind(self) -> str | None:
-        return self.response.stream_kind
+        #: (``session_id`` is the new session a response may start.)
+        held = headers.session_id
+        if held is not None:
+            held = headers.session_id = sessions.enter(held)
+        self.held_session = held
 
     def request_body(self, chunk: bytes, more_body: bool) -> None:
         self.request.feed(chunk, more_body)
 
-    def response_start(self, status: int, headers: Sequence[tuple[bytes, bytes]]) -> str | None:
-        return self.response.start(status, headers)
-
-    def response_body(self, chunk: bytes, more_body: bool) -> bool:
-        return self.response.feed(chunk, more_body)
+    # (The response's own methods: ``start`` returns the stream kind, ``feed`` whether more of
+    # the body is wanted.)
+    response_start = McpResponse.start
+    response_body = McpResponse.feed
 
     def disconnect(self) -> None:
         pass  # the middleware tells finish() whether the client left
 
     def finish(self, *, error: BaseException | None, disconnected: bool, ended: float) -> None:
         request = self.request
-        response = self.response
-        recording = response.recording
-        if self.session_id is not None:
-            response.sessions.leave(self.session_id, ended)
-        response.close()
-        request.stop_reading()
-        if response.legacy_stream_session is not None:
-            response.sessions.end(response.legacy_stream_session,
+        recording = self.recording
+        if self.held_session is not None:
+            self.sessions.leave(self.held_session, ended)
+        self.close()
+        if request.body_cap:
+            request.stop_reading()
+        if self.legacy_stream_session is not None:
+            self.sessions.end(self.legacy_stream_session,
                                   _stream_end_reason(error, disconnected), ended)
-        status = response.status
+        status = self.status
         if request.deferred is not None:
-            if response.answered and status < 400:
+            if self.answered and status < 400:
                 request.deferred = None  # answered: the headers said it all
             else:
                 request.read_deferred()
         if not request.is_mcp:
             if 200 <= status < 300 and request.invalid in _NOT_JSONRPC:
-                response.endpoints.remember(request.path, False)
+                self.endpoints.remember(request.path, False)
             return
-        if request.http_method == "POST" and (200 <= status < 300 or response.answered) \
-                and request.path not in response.endpoints.mcp_paths:
+        if request.http_method == "POST" and (200 <= status < 300 or self.answered) \
+                and request.path not in self.endpoints.mcp_paths:
             # Accepted, or answered by id: a JSON-RPC endpoint (a refusal alone proves nothing).
-            response.endpoints.remember(request.path, True)
+            self.endpoints.remember(request.path, True)
         if request.invalid is not None:
             recording.parse_limit("request_body", request.invalid)
         if request.invalid_elements:
@@ -124,60 +119,58 @@ class McpExchange:
 
     def _sessions(self, status: int, ended: float) -> None:
         request = self.request
-        response = self.response
-        sessions = response.sessions
+        sessions = self.sessions
         request_session = None if request.modern else request.headers.session_id
         post_session = request.legacy_post_session
-        if status == 404 and (request_session or post_session) and not response.answered:
+        if status == 404 and (request_session or post_session) and not self.answered:
             # The handshake era's "Session not found" (the modern era has no sessions, and its
             # 404 answers the request by id: "method not found").
             sessions.not_found(request_session or post_session or "", request.transport)
         elif 200 <= status < 300:
-            if (response.session_id and request_session is None and post_session is None
+            if (self.session_id and request_session is None and post_session is None
                     and request.http_method == "POST"
-                    and (request.initialize or not response.policy.parse_requests)):
+                    and (request.initialize or not self.policy.parse_requests)):
                 # Headers-only mode cannot see the method; only an initialize is answered
                 # 2xx with a new session id.
-                sessions.start(response.session_id, STREAMABLE, request.started)
+                sessions.start(self.session_id, STREAMABLE, request.started)
             if request.http_method == "DELETE" and request_session:
                 sessions.end(request_session, "client_delete", ended)
         elif 400 <= status < 500 and not (request.modern and status == 404):
             # (A modern-era 404 is the answer "method not found", not a rejection.)
             version = request.headers.protocol_version
             reason = rejection_reason(
-                status, response.error_code, batch=request.batch,
+                status, self.error_code, batch=request.batch,
                 unparsable=request.invalid in _UNPARSABLE,
                 unknown_version=version is not None and version not in PROTOCOL_VERSIONS,
                 missing_session=(not request.modern and request_session is None
                                  and post_session is None and not request.initialize
                                  and (request.parsed or request.http_method != "POST")))
-            response.recording.protocol_error(reason)
+            self.recording.protocol_error(reason)
 
     def _settle(self, error: BaseException | None, disconnected: bool, ended: float) -> None:
         """Requests that got no answer on this exchange."""
         request = self.request
         operations = request.operations
         request.operations = {}
-        sessions = self.response.sessions
+        sessions = self.sessions
         for operation in operations.values():
             if operation.settled:
                 continue
             if operation.on_stream and operation.session is not None:
-                if self.response.status == 202:
+                if self.status == 202:
                     continue  # accepted: its answer comes on the session's stream
                 sessions.release(operation)
             verdict = self._unanswered(operation, error, disconnected)
             if verdict is None:
                 operation.settled = True
-                self.response.recording.parse_limit("response", "no_stream")
+                self.recording.parse_limit("response", "no_stream")
             else:
                 sessions.settle(operation, verdict[0], verdict[1], ended)
 
     def _unanswered(self, operation: Operation, error: BaseException | None,
                     disconnected: bool) -> tuple[str, str] | None:
         """``(outcome, error_type)`` of a request whose answer was not seen."""
-        response = self.response
-        status = response.status
+        status = self.status
         if (operation.method == "subscriptions/listen" and 200 <= status < 300
                 and (error is None or disconnected)):
             return OK, ""  # a subscription ends when either side closes its stream
@@ -198,16 +191,16 @@ class McpExchange:
             return REJECTED, f"http_{status}"
         if self.request.legacy_post_session is not None and status == 202:
             return None  # accepted, but its session's stream is not one we saw open
-        if response.unparsed or not (response.reading or response.policy.parse_responses):
+        if self.unparsed or not (self.reading or self.policy.parse_responses):
             # Not read (by mode, or past a size cap): a 2xx is all there is to go by.
             return OK, ""
-        if response.invalid:
+        if self.invalid:
             return ERROR, UNREADABLE_RESPONSE
         return ERROR, NO_RESPONSE
 
     def _discard(self) -> None:
         """A redirect: the client sends the request again, and that one counts."""
-        release = self.response.sessions.release
+        release = self.sessions.release
         for operation in self.request.operations.values():
             release(operation)
             operation.settled = True

@@ -99,7 +99,9 @@ class McpRequest:
             return
         body = self.body
         if body is None and not more_body:
-            data, overflowed = BoundedBuffer.last(chunk, cap)
+            # The whole body in one message, the common case: no buffer, no copy.
+            data = chunk if type(chunk) is bytes else bytes(chunk)
+            overflowed = len(data) > cap
         else:
             if body is None:
                 body = self.body = BoundedBuffer(cap)

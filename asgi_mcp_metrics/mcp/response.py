@@ -138,7 +138,9 @@ class McpResponse:
             return False
         buffer = self.json
         if buffer is None and not more_body:
-            data, overflowed = BoundedBuffer.last(chunk, cap)
+            # The whole body in one message, the common case: no buffer, no copy.
+            data = chunk if type(chunk) is bytes else bytes(chunk)
+            overflowed = len(data) > cap
         else:
             if buffer is None:
                 buffer = self.json = BoundedBuffer(cap)

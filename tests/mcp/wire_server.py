@@ -245,8 +245,8 @@ def assert_released(exchanges: list[McpExchange]) -> None:
     assert exchanges
     for exchange in exchanges:
         assert exchange.request.body is None
-        assert exchange.response.json is None
-        assert exchange.response.sse is None
+        assert exchange.json is None
+        assert exchange.sse is None
         assert exchange.request.operations == {}
 
 

@@ -50,14 +50,6 @@ class BoundedBuffer:
         self._chunks.append(chunk)
         self._size = size
 
-    @staticmethod
-    def last(chunk: bytes, max_bytes: int) -> tuple[bytes, bool]:
-        """A body that arrived in one message, as :meth:`take` would give it, without a buffer:
-        ``(body, overflowed)``."""
-        if len(chunk) > max_bytes:
-            return b"", True
-        return (chunk if type(chunk) is bytes else bytes(chunk)), False
-
     def take(self, chunk: bytes, more_body: bool) -> bytes | None:
         """Feed ``chunk``; the whole body once it is complete (``b""`` after an overflow),
         ``None`` while more is to come."""
