@@ -151,6 +151,38 @@ async def test_huge_json_answer_is_capped(registry: CollectorRegistry) -> None:
     assert requests_of(registry, "tools/call", "ok") == 1
 
 
+@pytest.mark.parametrize("over", [None, "request", "answer"])
+async def test_one_message_bodies_at_and_over_the_caps(registry: CollectorRegistry,
+                                                       exchanges: list[McpExchange],
+                                                       over: str | None) -> None:
+    """A body in one ASGI message (the common case, read without a buffer) is read up to its
+    cap exactly; one byte more and it is counted as too large, request and answer alike."""
+    body = dumps(request("tools/call", 1, name="add", pad="p" * 200))
+    answer = dumps(result(1, isError=True, content=[{"type": "text", "text": "q" * 200}]))
+    server = FakeServer(lambda body, scope: Reply(200, [JSON_TYPE], [answer]))
+    mw = instrument(registry, server, mcp_paths=("/mcp",),
+                    max_body_bytes=len(body) - (over == "request"),
+                    max_frame_bytes=len(answer) - (over == "answer"))
+    ex = await post(mw, body)
+    assert server.received == [body]
+    assert ex.body == answer
+    if over == "request":
+        assert total(registry, PARSE_LIMITS) == 1
+        assert value(registry, PARSE_LIMITS, where="request_body", reason="too_large") == 1
+        # Not read: a handshake-era request has no headers that name it.
+        assert total(registry, REQUESTS) == 0
+    elif over == "answer":
+        assert total(registry, PARSE_LIMITS) == 1
+        assert value(registry, PARSE_LIMITS, where="json_response", reason="too_large") == 1
+        # The answer not read, its 200 is all there is to go by.
+        assert requests_of(registry, "tools/call", "ok") == 1
+    else:
+        assert total(registry, PARSE_LIMITS) == 0
+        # Both read: the request named the tool call, the answer said it failed.
+        assert requests_of(registry, "tools/call", "tool_error") == 1
+    assert_released(exchanges)
+
+
 async def test_sse_stream_cut_mid_frame(registry: CollectorRegistry,
                                         exchanges: list[McpExchange]) -> None:
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
