@@ -109,7 +109,13 @@ def parse_messages(data: bytes | bytearray | str) -> Parsed:
         except UnicodeDecodeError:
             return Parsed(invalid=INVALID_UTF8)
     try:
-        value = _decode(text)
+        # json.loads(text) minus its Python layers: the C scanner is called directly.  It
+        # raises StopIteration ("no value here") or ValueError where json.loads raises
+        # JSONDecodeError.
+        start = 0 if text[0] in "{[" else _skip_space(text, 0)
+        value, end = _SCAN(text, start)
+        if end != len(text) and _skip_space(text, end) != len(text):
+            raise ValueError("extra data after the JSON value")
     except RecursionError:
         return Parsed(invalid=INVALID_TOO_DEEP)
     except (ValueError, StopIteration):
@@ -139,19 +145,6 @@ def parse_messages(data: bytes | bytearray | str) -> Parsed:
             invalid_elements=skipped,
         )
     return Parsed(invalid=INVALID_NOT_AN_OBJECT)
-
-
-def _decode(text: str) -> Any:
-    """``json.loads(text)``, minus its Python layers: the C scanner is called directly.
-
-    Raises ``StopIteration`` (the scanner's "no value here") or ``ValueError`` where
-    ``json.loads`` raises ``JSONDecodeError``.
-    """
-    start = 0 if text[0] in "{[" else _skip_space(text, 0)
-    value, end = _SCAN(text, start)
-    if end != len(text) and _skip_space(text, end) != len(text):
-        raise ValueError("extra data after the JSON value")
-    return value
 
 
 def _classify(obj: dict[str, Any]) -> Message | None:
