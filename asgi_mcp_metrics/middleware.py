@@ -273,13 +273,15 @@ class _Exchange(HttpRecord):
 
 
 class _WebSocket(HttpRecord):
-    """A websocket connection, counted as a stream of kind ``websocket``."""
+    """A websocket connection, counted as a stream of kind ``websocket``, and in flight (in
+    the operator surfaces' table) from its handshake to its end."""
 
     __slots__ = ("mw", "send")
 
     def __init__(self, mw: MetricsMiddleware, scope: Scope) -> None:
         HttpRecord.__init__(self, mw.http, scope)
         self.mw = mw
+        self.method = "GET"  # the opening handshake's
         scope[OBSERVED_KEY] = True
 
     async def run(self, receive: Receive, send: Send) -> None:
@@ -291,6 +293,9 @@ class _WebSocket(HttpRecord):
                 self.disconnect()
             return message
 
+        inflight = self.http.inflight
+        if inflight is not None:
+            inflight.add(self)
         error: BaseException | None = None
         try:
             await self.mw.app(self.scope, watch_receive, self._send)
@@ -298,6 +303,8 @@ class _WebSocket(HttpRecord):
             error = exc
             raise
         finally:
+            if inflight is not None:
+                inflight.remove(self)
             if self.stream_kind is not None:
                 try:
                     self.end_stream(error, perf_counter())

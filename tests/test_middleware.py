@@ -12,7 +12,9 @@ from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
 from asgi_mcp_metrics import MetricsMiddleware
+from asgi_mcp_metrics._binding import get_recorder
 from asgi_mcp_metrics.middleware import mark_stream
+from asgi_mcp_metrics.surfaces.inflight import describe
 
 from .asgi import call, http_scope, read_body, total, value
 from .helpers import FakeClock
@@ -326,8 +328,13 @@ async def test_lifespan_passes_through(registry: CollectorRegistry) -> None:
 
 
 async def test_websocket_counted_as_stream(registry: CollectorRegistry) -> None:
+    inflight = get_recorder(registry).inflight
+    seen: list[list[dict[str, Any]]] = []
+
     async def ws(websocket: WebSocket) -> None:
+        seen.append([describe(record) for record in inflight.records()])
         await websocket.accept()
+        seen.append([describe(record) for record in inflight.records()])
         await websocket.send_text("hi")
         await websocket.close()
 
@@ -340,6 +347,14 @@ async def test_websocket_counted_as_stream(registry: CollectorRegistry) -> None:
     assert value(registry, "http_server_streams_total", http_route="/ws",
                  stream_kind="websocket", end_reason="completed") == 1
     assert total(registry, "http_server_streams_active") == 0
+    # In flight from the handshake on, a stream once accepted, and gone when it ended.
+    connecting, accepted = seen
+    assert [(entry["kind"], entry["method"], entry["path"]) for entry in connecting] == [
+        ("request", "GET", "/ws")]
+    assert [(entry["kind"], entry["stream_kind"], entry["route"], entry["status"])
+            for entry in accepted] == [("stream", "websocket", "/ws", 101)]
+    assert len(inflight) == 0
+    assert inflight.version == 2  # one add, one remove
 
 
 async def test_excluded_paths_and_methods(registry: CollectorRegistry) -> None:
