@@ -229,9 +229,15 @@ class LLMMetrics:
             labels = (version, commit, variant)
             family = recorder["build_info"]
             with self._build_lock:
-                if self._build_labels is not None and self._build_labels != labels:
-                    family.metric.remove(*self._build_labels, *family.const)
-                    family.children.pop(self._build_labels, None)
+                replaced = self._build_labels
+                if replaced is not None and replaced != labels:
+                    if recorder.multiprocess:
+                        # The metric files keep every child written (prometheus_client cannot
+                        # remove one there): the replaced build reads 0.
+                        family.labels(*replaced).set(0)
+                    else:
+                        family.metric.remove(*replaced, *family.const)
+                        family.children.pop(replaced, None)
                 family.labels(*labels).set(1)
                 self._build_labels = labels
         except Exception:

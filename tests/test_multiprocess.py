@@ -51,6 +51,31 @@ def test_a_dead_writer_leaves_the_live_gauges_at_scrape(tmp_path: Path,
     assert "jobs_total 3.0" in text
 
 
+BUILDS = """
+from prometheus_client import CollectorRegistry
+from asgi_mcp_metrics import LLMMetrics
+metrics = LLMMetrics(registry=CollectorRegistry())
+metrics.set_build_info("1.0.0", "aaa", variant="")
+metrics.set_build_info("1.2.0", "bbb", variant="")
+"""
+
+
+def test_a_replaced_build_reads_zero_in_the_metric_files(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The files keep every child a process wrote: the replaced build must read 0, and no
+    warning is printed (prometheus_client warns on a removal it cannot do there)."""
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
+    process = subprocess.run([sys.executable, "-W", "error", "-c", BUILDS], env=env, check=True,
+                             capture_output=True, text=True)
+    assert process.stderr == ""
+    lines = [line for line in scraped(monkeypatch, tmp_path, reap_dead_workers=False)
+             .splitlines() if line.startswith("build_info{")]
+    assert sorted(lines) == [
+        'build_info{commit="aaa",variant="",version="1.0.0"} 0.0',
+        'build_info{commit="bbb",variant="",version="1.2.0"} 1.0',
+    ]
+
+
 def test_reap_dead_workers_keeps_running_processes(tmp_path: Path) -> None:
     pid = write_as_another_process(tmp_path)
     mine = tmp_path / f"gauge_livesum_{os.getpid()}.db"
