@@ -108,6 +108,8 @@ class OtlpExport:
         if self._stop.is_set():
             return
         self._stop.set()
+        # Stopped: interpreter exit has nothing left to do, and must not keep the registry.
+        atexit.unregister(self.shutdown)
         if self._thread.is_alive() and self._thread is not threading.current_thread():
             self._thread.join()
         self.export()

@@ -2,16 +2,36 @@
 
 from __future__ import annotations
 
+import gc
+import io
 import re
+import weakref
 from pathlib import Path
 
 import pytest
+from opentelemetry.sdk.metrics.export import ConsoleMetricExporter
+from prometheus_client import CollectorRegistry
 
 from asgi_mcp_metrics import ConfigError, Settings
 from asgi_mcp_metrics.catalog import BY_NAME, METRICS, otel_name
-from asgi_mcp_metrics.otlp import attributes
+from asgi_mcp_metrics.otlp import OtlpExport, attributes
 
 DOC = Path(__file__).parent.parent / "docs" / "opentelemetry.md"
+
+
+def test_a_stopped_export_lets_its_registry_go() -> None:
+    """Stopping an export (a test's teardown, an app rebuilt) leaves nothing that holds the
+    registry until interpreter exit; it exported once more on the way out."""
+    registry = CollectorRegistry()
+    out = io.StringIO()
+    export = OtlpExport(registry, ConsoleMetricExporter(out=out), interval=3600)
+    export.start()
+    export.shutdown()
+    assert '"resource_metrics"' in out.getvalue()
+    gone = weakref.ref(registry)
+    del registry, export
+    gc.collect()
+    assert gone() is None
 
 
 def test_the_docs_name_table_is_the_catalog() -> None:
