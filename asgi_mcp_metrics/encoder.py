@@ -69,8 +69,9 @@ def encode(registry: CollectorRegistry, fmt: str, own: Collection[Any], encoder:
     """``registry`` in format ``fmt``, the collectors in ``own`` by this module, the rest by
     ``encoder`` (each run of them through ``wrap`` first, when given); ``created=False`` leaves
     the ``_created`` samples of ``own`` out (``wrap`` does so for the rest).  ``pause`` is
-    called each time a label child of ``own`` ends :data:`PAUSE_AFTER_SECONDS` or more of
-    rendering after the last pause."""
+    called each time :data:`PAUSE_AFTER_SECONDS` or more of rendering have passed since the last
+    pause, checked after each label child of ``own``, before the other collectors' text and
+    before the body's final join."""
     with registry._lock:
         collectors = list(registry._collector_to_names)
         target_info = registry._target_info
@@ -82,9 +83,12 @@ def encode(registry: CollectorRegistry, fmt: str, own: Collection[Any], encoder:
     # once, at the end.
     parts: list[bytes] = []
     others: list[Collector] = []
+    pacer = None if pause is None else _Pacer(pause, parts)
 
     def flush() -> None:
         if others:
+            if pacer is not None:
+                pacer.check()
             batch: Collector = _Collectors(tuple(others))
             body = encoder(batch if wrap is None else wrap(batch))
             parts.append(body[:-len(_EOF)] if fmt == OPENMETRICS else body)
@@ -96,10 +100,12 @@ def encode(registry: CollectorRegistry, fmt: str, own: Collection[Any], encoder:
             others.append(collector)
         else:
             flush()
-            family.render(collector, fmt, created, parts, pause)
+            family.render(collector, fmt, created, parts, pacer)
     flush()
     if fmt == OPENMETRICS:
         parts.append(_EOF)
+    if pacer is not None:
+        pacer.check()
     return b"".join(parts)
 
 
@@ -198,7 +204,7 @@ class _Family:
             return list(metric._metrics.items())
 
     def render(self, metric: Any, fmt: str, created: bool, out: list[bytes],
-               pause: Callable[[], None] | None = None) -> None:
+               pacer: _Pacer | None = None) -> None:
         """Append this family's text in format ``fmt``, in UTF-8, to ``out``."""
         live = self._live(metric)
         old = self.children
@@ -216,8 +222,7 @@ class _Family:
                              **children}
         else:
             self.children = children
-        entries = _paced(children.values(), pause) if pause is not None \
-            else children.values()
+        entries = pacer.paced(children.values()) if pacer is not None else children.values()
         if self.kind == "histogram":
             self._histogram(fmt, created, entries, out)
         elif self.kind == "counter":
@@ -321,16 +326,40 @@ class _Family:
 
 
 #: Seconds of rendering between two calls of ``encode``'s ``pause``: about the longest a request
-#: that arrives while an offloaded render holds the GIL waits for it (only the one join of the
-#: body, at the end, holds the GIL for longer).
+#: that arrives while an offloaded render holds the GIL waits for it (the other collectors' text
+#: and the body's final join are single steps that can take longer).
 PAUSE_AFTER_SECONDS = 0.0001
 
 
-def _paced(entries: Iterable[_Child], pause: Callable[[], None]) -> Iterator[_Child]:
-    clock = time.perf_counter
-    resumed = clock()
-    for entry in entries:
-        yield entry
-        if clock() - resumed >= PAUSE_AFTER_SECONDS:
-            pause()
-            resumed = clock()
+class _Pacer:
+    """Calls ``pause`` once :data:`PAUSE_AFTER_SECONDS` of rendering have passed since the last
+    call, on one clock for the whole body (many small families add up too).  At each pause the
+    pieces appended since the one before become one: the body's final join then copies a few
+    hundred chunks, not tens of thousands of pieces, in the one step it holds the GIL."""
+
+    __slots__ = ("_joined", "_parts", "_pause", "_resumed")
+
+    def __init__(self, pause: Callable[[], None], parts: list[bytes]) -> None:
+        self._pause = pause
+        self._parts = parts
+        self._joined = 0
+        self._resumed = time.perf_counter()
+
+    def paced(self, entries: Iterable[_Child]) -> Iterator[_Child]:
+        clock = time.perf_counter
+        for entry in entries:
+            yield entry
+            if clock() - self._resumed >= PAUSE_AFTER_SECONDS:
+                self._rest()
+
+    def check(self) -> None:
+        if time.perf_counter() - self._resumed >= PAUSE_AFTER_SECONDS:
+            self._rest()
+
+    def _rest(self) -> None:
+        parts = self._parts
+        if len(parts) - self._joined > 1:
+            parts[self._joined:] = [b"".join(parts[self._joined:])]
+        self._joined = len(parts)
+        self._pause()
+        self._resumed = time.perf_counter()

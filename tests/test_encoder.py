@@ -188,7 +188,8 @@ def test_a_reset_counter_shows_its_new_creation_time() -> None:
 def test_a_paused_render_pauses_after_each_slice_of_work(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """A pause comes once a child's rendering ends ``PAUSE_AFTER_SECONDS`` or more after the
-    last one; with no time allowed, after every child, and the bytes do not change."""
+    last one, and once more before the body's final join; with no time allowed, after every
+    child, and the bytes do not change."""
     registry = CollectorRegistry()
     histogram = Histogram("h_seconds", "H.", ["n"], registry=registry)
     counter = Counter("c", "C.", ["n"], registry=registry)
@@ -197,7 +198,7 @@ def test_a_paused_render_pauses_after_each_slice_of_work(
     for n in range(32):
         counter.labels(str(n)).inc()
     pauses: list[None] = []
-    for allowed, expected in ((0.0, 49 + 32), (3600.0, 0)):
+    for allowed, expected in ((0.0, 49 + 32 + 1), (3600.0, 0)):
         monkeypatch.setattr(encoder_module, "PAUSE_AFTER_SECONDS", allowed)
         for fmt, reference in ((TEXT, generate_latest), (OPENMETRICS, generate_openmetrics)):
             pauses.clear()
@@ -205,6 +206,42 @@ def test_a_paused_render_pauses_after_each_slice_of_work(
                           pause=lambda: pauses.append(None))
             assert body == reference(registry)
             assert len(pauses) == expected
+
+
+def test_small_families_add_up_to_a_slice(monkeypatch: pytest.MonkeyPatch) -> None:
+    """One clock for the whole body: families of one child each, none of them a slice long,
+    still pause once their work adds up to one."""
+    registry = CollectorRegistry()
+    counters = [Counter(f"c{n}", "C.", registry=registry) for n in range(12)]
+    for counter in counters:
+        counter.inc()
+    ticks = iter(range(10_000))
+    # Each reading of the clock is one second after the one before; a slice is 2.5 seconds.
+    monkeypatch.setattr(encoder_module.time, "perf_counter", lambda: float(next(ticks)))
+    monkeypatch.setattr(encoder_module, "PAUSE_AFTER_SECONDS", 2.5)
+    pauses: list[None] = []
+    body = encode(registry, TEXT, counters, generate_latest, pause=lambda: pauses.append(None))
+    assert body == generate_latest(registry)
+    # The clock is read at the start (0), after each family, and after each pause: a pause
+    # after every third family (readings 3, 7, 11, 15), and none left before the join.
+    assert len(pauses) == 4
+
+
+def test_the_pieces_of_a_slice_become_one_chunk_at_its_pause(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The body's final join copies one chunk per slice, not every piece."""
+    monkeypatch.setattr(encoder_module, "PAUSE_AFTER_SECONDS", 0.0)
+    parts = [b"a", b"b"]
+    seen: list[list[bytes]] = []
+    pacer = encoder_module._Pacer(lambda: seen.append(list(parts)), parts)
+    parts += [b"c", b"d", b"e"]
+    pacer.check()
+    parts += [b"f"]
+    pacer.check()
+    parts += [b"g", b"h"]
+    assert list(pacer.paced(["child"])) == ["child"]  # type: ignore[list-item]
+    assert seen == [[b"abcde"], [b"abcde", b"f"], [b"abcde", b"f", b"gh"]]
+    assert b"".join(parts) == b"abcdefgh"
 
 
 def test_an_offloaded_render_pauses(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -220,7 +257,7 @@ def test_an_offloaded_render_pauses(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(encoder_module, "PAUSE_AFTER_SECONDS", 0.0)
     monkeypatch.setattr(exposition, "_release_gil", lambda: pauses.append(None))
     monkeypatch.setattr(exposition, "library_metrics", lambda registry: [histogram])
-    for offload, expected in ((None, 0), (0.0, 20)):
+    for offload, expected in ((None, 0), (0.0, 20 + 1)):  # each child, then the final join
         pauses.clear()
         endpoint = MetricsEndpoint(registry=registry, render_offload_seconds=offload) \
             if offload is not None else MetricsEndpoint(registry=registry)
