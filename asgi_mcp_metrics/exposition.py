@@ -377,8 +377,12 @@ class MetricsEndpoint:
             self._last_render_seconds = time.perf_counter() - started
 
 
-#: The render thread's niceness on Linux (0 is a normal thread's; 19 the lowest priority).
-RENDER_NICENESS = 19
+#: The render thread's niceness on Linux (0 is a normal thread's, 19 the lowest priority).  Not
+#: 19: next to busy normal-priority threads or processes the kernel gives a niceness-19 thread
+#: about 1/70 of a CPU, so a 10k-series render took over 10 s (a scrape timeout) on a busy
+#: 2-CPU machine, and a render preempted while it holds the GIL stalls the event loop until
+#: it runs again.  At 10 it gets about a tenth: the app's threads still come first.
+RENDER_NICENESS = 10
 
 _render_executor: concurrent.futures.ThreadPoolExecutor | None = None
 _render_executor_lock = threading.Lock()
