@@ -155,12 +155,18 @@ class HttpRecord:
 
     def begin(self) -> None:
         """An HTTP request starts: it is in flight until its response starts as a stream or ends."""
-        method = self.scope["method"]
-        self.method = method if method in _KNOWN_METHODS else "_OTHER"
-        self.active = self.http.active_value(self.method, self.scope.get("scheme", "http"))
-        self.active.inc(1)
-        if self.http.inflight is not None:
-            self.http.inflight.add(self)
+        scope = self.scope
+        http = self.http
+        method = scope["method"]
+        method = self.method = method if method in _KNOWN_METHODS else "_OTHER"
+        scheme = scope.get("scheme", "http")
+        active = http.active_values.get((method, scheme))
+        if active is None:
+            active = http.active_value(method, scheme)
+        self.active = active
+        active.inc(1)
+        if http.inflight is not None:
+            http.inflight.add(self)
 
     def request_body(self, size: int) -> None:
         self.request_bytes += size

@@ -235,7 +235,10 @@ class _Exchange(HttpRecord):
                         if refined is not None:
                             self.refine_stream(refined)
                 if body:
-                    self.response_body(len(body))
+                    if self.stream_kind is None:
+                        self.response_bytes += len(body)  # (response_body, minus the call)
+                    else:
+                        self.response_body(len(body))  # a stream's first bytes are timed
             elif kind == "http.response.start":
                 self._start(message)
             elif kind in _FINAL_EXTENSIONS:
@@ -248,8 +251,8 @@ class _Exchange(HttpRecord):
             # Servers raise from send() once the client is gone (ASGI spec 2.4).
             self._on_disconnect()
             raise
-        if final:
-            self.response_complete()
+        if final and not self.ended:
+            self.ended = perf_counter()  # (response_complete, minus the call)
 
     def _on_disconnect(self) -> None:
         if self.disconnect() and self.observer is not None:
