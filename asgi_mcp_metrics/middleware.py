@@ -251,8 +251,8 @@ class _Exchange(HttpRecord):
             # Servers raise from send() once the client is gone (ASGI spec 2.4).
             self._on_disconnect()
             raise
-        if final and not self.ended:
-            self.ended = perf_counter()  # (response_complete, minus the call)
+        if final:
+            self.response_complete()
 
     def _on_disconnect(self) -> None:
         if self.disconnect() and self.observer is not None:
