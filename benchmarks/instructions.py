@@ -1,15 +1,17 @@
 """Instructions per request, counted by callgrind: a comparison that a busy machine cannot blur.
 
-    python benchmarks/instructions.py                    # every workload, bare and instrumented
-    python benchmarks/instructions.py --workload mcp     # one workload
+    python benchmarks/instructions.py                             # every workload
+    python benchmarks/instructions.py --workload mcp-handshake    # one workload
 
 Each (workload, variant) runs twice under ``valgrind --tool=callgrind`` in a child process,
 with ``--low`` and ``--high`` requests after the same warm-up; the difference of the two
 instruction totals divided by the difference of the request counts is the cost of one request,
 start-up excluded.  The instrumented variant's count minus the bare one's is the library's own
-cost in instructions.  Instructions are not microseconds (a cache miss costs many), but they
-move only when the code does, so they tell whether a change helped where timings on a shared
-machine cannot.  Needs ``valgrind``.
+cost in instructions; the same with ``mcp_parsing="off"`` is what its HTTP metrics cost, and
+the difference of the two what reading MCP costs (the "parsing" of issue 9's parsing share).
+Instructions are not microseconds (a cache miss costs many), but they move only when the code
+does, so they tell whether a change helped where timings on a shared machine cannot.  Needs
+``valgrind``.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from asgi_driver import Lifespan, call
 from mcp_app import (
     HANDSHAKE_ERA,
     MCP_BARE,
+    MCP_HTTP_ONLY,
     MODERN_ERA,
     build_mcp_variant,
     build_sdk_app,
@@ -38,6 +41,8 @@ from mcp_app import tools_list as tools_list_request
 from mcp_replay import ReplayApp, capture
 
 WORKLOADS = ("json", "sse", "mcp-handshake", "mcp-modern")
+#: Bare, HTTP metrics only (``mcp_parsing="off"``), and everything (``mcp_parsing="full"``).
+VARIANTS = ("bare", "off", "ours")
 _TOTAL = re.compile(rb"summary:\s+(\d+)")
 
 
@@ -48,12 +53,13 @@ async def _run(workload: str, variant: str, requests: int) -> None:
         async with Lifespan(source):
             exchanges = [await capture(source, tools_list_request(era)),
                          await capture(source, tool_call(era))]
-        name = MCP_BARE if variant == "bare" else parsed_variant_name("full")
+        name = {"bare": MCP_BARE, "off": MCP_HTTP_ONLY}.get(variant, parsed_variant_name("full"))
         app = build_mcp_variant(name, mcp_parsing="full", base=lambda: ReplayApp(exchanges)).app
         await call(app, tools_list_request(era))
         request = tool_call(era)
     else:
-        app = build_variant(BARE if variant == "bare" else OURS, mcp_parsing="full").app
+        app = build_variant(BARE if variant == "bare" else OURS,
+                            mcp_parsing="off" if variant == "off" else "full").app
         request = JSON_REQUEST if workload == "json" else SSE_REQUEST
     for _ in range(50 + requests):
         await call(app, request)
@@ -84,16 +90,18 @@ def main() -> None:
         workload, variant, requests = arguments.child
         asyncio.run(_run(workload, variant, int(requests)))
         return
-    print("| workload | bare, instructions/request | asgi_mcp_metrics | overhead |")
-    print("|---|---:|---:|---:|")
+    print("| workload | bare, instructions/request | asgi_mcp_metrics | overhead | of which "
+          "HTTP metrics (`mcp_parsing=\"off\"`) | of which MCP parsing |")
+    print("|---|---:|---:|---:|---:|---:|")
     for workload in arguments.workload or WORKLOADS:
         per = {}
-        for variant in ("bare", "ours"):
+        for variant in VARIANTS:
             low = _count(workload, variant, arguments.low)
             high = _count(workload, variant, arguments.high)
             per[variant] = (high - low) / (arguments.high - arguments.low)
-        print(f"| {workload} | {per['bare']:,.0f} | {per['ours']:,.0f} | "
-              f"+{per['ours'] - per['bare']:,.0f} |", flush=True)
+        bare, off, ours = (per[variant] for variant in VARIANTS)
+        print(f"| {workload} | {bare:,.0f} | {ours:,.0f} | +{ours - bare:,.0f} | "
+              f"+{off - bare:,.0f} | {ours - off:+,.0f} |", flush=True)
 
 
 if __name__ == "__main__":
