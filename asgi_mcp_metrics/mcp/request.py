@@ -13,7 +13,7 @@ from time import perf_counter
 from typing import TYPE_CHECKING, Any, Final
 
 from .operations import Operation
-from .wire.body import BoundedBuffer
+from .wire.body import BoundedBuffer, CappedBody
 from .wire.headers import McpHeaders, session_id_from_query
 from .wire.jsonrpc import IdKey, Parsed, parse_messages
 from .wire.vocabulary import (
@@ -42,10 +42,10 @@ _ERAS: Final[dict[str | None, tuple[str, bool]]] = {
 }
 
 
-class McpRequest:
+class McpRequest(CappedBody):
     """What the request of one exchange says, read from its body or its headers."""
 
-    __slots__ = ("batch", "body", "body_cap", "deferred", "headers", "headers_used", "http_method",
+    __slots__ = ("batch", "deferred", "headers", "headers_used", "http_method",
                  "initialize", "invalid", "invalid_elements", "invalid_ids", "is_mcp",
                  "legacy_post_session", "lists_tools", "modern", "operations", "parsed", "path",
                  "recording", "sessions", "started", "subscription", "version")
@@ -94,23 +94,12 @@ class McpRequest:
         return LEGACY if self.legacy_post_session is not None else STREAMABLE
 
     def feed(self, chunk: bytes, more_body: bool) -> None:
-        cap = self.body_cap
-        if not cap:
+        if not self.body_cap:
             return
-        body = self.body
-        if body is None and not more_body:
-            # The whole body in one message, the common case: no buffer, no copy.
-            data = chunk if type(chunk) is bytes else bytes(chunk)
-            overflowed = len(data) > cap
-        else:
-            if body is None:
-                body = self.body = BoundedBuffer(cap)
-            taken = body.take(chunk, more_body)
-            if taken is None:
-                return
-            self.body = None
-            data, overflowed = taken, body.overflowed
-        self.body_cap = 0
+        whole = self.take_body(chunk, more_body)
+        if whole is None:
+            return
+        data, overflowed = whole
         if overflowed:
             self.invalid = "too_large"
             self.from_headers()
@@ -122,11 +111,6 @@ class McpRequest:
             self.deferred = data
         else:
             self._parsed(parse_messages(data))
-
-    def stop_reading(self) -> None:
-        """Whatever of the body is still to come is not read."""
-        self.body_cap = 0
-        self.body = None
 
     def read_deferred(self) -> None:
         """Read a body left unread (see :meth:`feed`): what was wrong with it, if anything.

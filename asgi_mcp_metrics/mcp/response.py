@@ -15,7 +15,7 @@ from time import perf_counter
 from typing import TYPE_CHECKING, Final
 
 from .operations import outcome_of
-from .wire.body import BoundedBuffer
+from .wire.body import BoundedBuffer, CappedBody
 from .wire.jsonrpc import IdKey, Message, Parsed, answer_id, parse_messages
 from .wire.sse import SSEEvent, SSEParser, legacy_endpoint
 from .wire.vocabulary import LEGACY, version_label
@@ -31,10 +31,10 @@ if TYPE_CHECKING:
 _TRANSPORT_ERROR_IDS: Final[frozenset[IdKey]] = frozenset({("null", ""), ("str", "server-error")})
 
 
-class McpResponse:
+class McpResponse(CappedBody):
     """What the response of one exchange answers."""
 
-    __slots__ = ("answered", "endpoints", "error_code", "frames", "invalid", "json", "json_cap",
+    __slots__ = ("answered", "endpoints", "error_code", "frames", "invalid",
                  "legacy_stream_session", "policy", "reading", "recording", "request",
                  "session_id", "sessions", "sse", "status", "stream_kind", "unparsed")
 
@@ -50,8 +50,8 @@ class McpResponse:
         self.session_id: str | None = None
         #: The JSON body's cap while it is read (0: not read), and its buffer once it comes in
         #: more than one message.
-        self.json_cap = 0
-        self.json: BoundedBuffer | None = None
+        self.body_cap = 0
+        self.body: BoundedBuffer | None = None
         self.sse: SSEParser | None = None
         #: Whether answers are read from this response (by mode, and what the request was).
         self.reading = False
@@ -100,7 +100,7 @@ class McpResponse:
                 (request.operations and reads_answers)
                 or (status >= 400 and policy.parse_responses)):
             self.reading = True
-            self.json_cap = policy.max_frame_bytes
+            self.body_cap = policy.max_frame_bytes
         return None
 
     def _stream_kind(self) -> str | None:
@@ -133,23 +133,12 @@ class McpResponse:
                                                sse.overflows - overflows)
                     self.unparsed = True
             return self.sse is not None
-        cap = self.json_cap
-        if not cap:
+        if not self.body_cap:
             return False
-        buffer = self.json
-        if buffer is None and not more_body:
-            # The whole body in one message, the common case: no buffer, no copy.
-            data = chunk if type(chunk) is bytes else bytes(chunk)
-            overflowed = len(data) > cap
-        else:
-            if buffer is None:
-                buffer = self.json = BoundedBuffer(cap)
-            taken = buffer.take(chunk, more_body)
-            if taken is None:
-                return True
-            self.json = None
-            data, overflowed = taken, buffer.overflowed
-        self.json_cap = 0
+        whole = self.take_body(chunk, more_body)
+        if whole is None:
+            return True
+        data, overflowed = whole
         if overflowed:
             self.recording.parse_limit("json_response", "too_large")
             self.unparsed = True
@@ -165,8 +154,7 @@ class McpResponse:
             self.sse = None
             if sse.truncated and self.request.is_mcp:
                 self.recording.parse_limit("sse_frame", "truncated")
-        self.json_cap = 0
-        self.json = None
+        self.stop_reading()
 
     def _event(self, event: SSEEvent, now: float) -> None:
         self.frames += 1

@@ -245,7 +245,7 @@ def assert_released(exchanges: list[McpExchange]) -> None:
     assert exchanges
     for exchange in exchanges:
         assert exchange.request.body is None
-        assert exchange.json is None
+        assert exchange.body is None
         assert exchange.sse is None
         assert exchange.request.operations == {}
 

@@ -8,6 +8,8 @@ larger than we are willing to hold, we give up on it (and say so through
 
 from __future__ import annotations
 
+from typing import Final
+
 
 class BoundedBuffer:
     """Collects chunks up to ``max_bytes``; past that it keeps only the fact it overflowed."""
@@ -84,3 +86,41 @@ class BoundedBuffer:
             f"BoundedBuffer(size={self._size}, max_bytes={self._max_bytes}, "
             f"overflowed={self.overflowed})"
         )
+
+
+class CappedBody:
+    """A body read as it comes, up to ``body_cap`` bytes (0: not read, or read to the end);
+    ``body`` is its buffer once it comes in more than one message.  The subclass sets both."""
+
+    __slots__ = ("body", "body_cap")
+
+    body_cap: int
+    body: BoundedBuffer | None
+
+    def take_body(self, chunk: bytes, more_body: bool) -> tuple[bytes, bool] | None:
+        """Feed one message's ``chunk``: once the body is complete, the body and whether it
+        went past the cap (then it is ``b""``); None while more is to come."""
+        buffer = self.body
+        if buffer is None and not more_body:
+            # The whole body in one message, the common case: no buffer, no copy.
+            data = chunk if type(chunk) is bytes else bytes(chunk)
+            whole = (data, False) if len(data) <= self.body_cap else TOO_LARGE
+        else:
+            if buffer is None:
+                buffer = self.body = BoundedBuffer(self.body_cap)
+            taken = buffer.take(chunk, more_body)
+            if taken is None:
+                return None
+            self.body = None
+            whole = TOO_LARGE if buffer.overflowed else (taken, False)
+        self.body_cap = 0
+        return whole
+
+    def stop_reading(self) -> None:
+        """Whatever of the body is still to come is not read."""
+        self.body_cap = 0
+        self.body = None
+
+
+#: What :meth:`CappedBody.take_body` gives for a body past its cap.
+TOO_LARGE: Final[tuple[bytes, bool]] = (b"", True)

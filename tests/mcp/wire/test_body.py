@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from asgi_mcp_metrics.mcp.wire.body import BoundedBuffer
+from asgi_mcp_metrics.mcp.wire.body import BoundedBuffer, CappedBody
 
 
 def test_collects_chunks_in_order() -> None:
@@ -110,3 +110,44 @@ def test_take_past_the_cap_gives_nothing_and_says_so() -> None:
     assert split.overflowed
     copied = BoundedBuffer(4)
     assert copied.take(memoryview(b"abc"), False) == b"abc"
+
+
+class _Body(CappedBody):
+    __slots__ = ()
+
+    def __init__(self, cap: int) -> None:
+        self.body_cap = cap
+        self.body = None
+
+
+@pytest.mark.parametrize(
+    ("cap", "messages", "expected"),
+    [
+        (5, [b"12345"], (b"12345", False)),
+        (5, [b"123456"], (b"", True)),
+        (5, [b"12", b"345"], (b"12345", False)),
+        (5, [b"12", b"3", b"", b"456"], (b"", True)),
+        (5, [b"", b""], (b"", False)),
+    ],
+)
+def test_a_capped_body_is_whole_once_its_last_message_comes(
+        cap: int, messages: list[bytes], expected: tuple[bytes, bool]) -> None:
+    reader = _Body(cap)
+    for chunk in messages[:-1]:
+        assert reader.take_body(chunk, True) is None
+        assert reader.body_cap == cap
+    # A bytearray the server may reuse is copied.
+    last = bytearray(messages[-1])
+    whole = reader.take_body(last, False)
+    last[:] = b"x" * len(last)
+    assert whole == expected
+    assert type(whole[0]) is bytes
+    assert (reader.body_cap, reader.body) == (0, None)
+
+
+def test_a_body_left_unread_drops_its_buffer() -> None:
+    reader = _Body(10)
+    assert reader.take_body(b"123", True) is None
+    assert reader.body is not None
+    reader.stop_reading()
+    assert (reader.body_cap, reader.body) == (0, None)
