@@ -26,6 +26,7 @@ _KNOWN_METHODS = frozenset(
 _STATUS_TEXT = {status: str(status) for status in range(100, 600)}
 _UNSEEN: Any = object()
 _Finished = tuple[HistogramWriter, HistogramWriter]
+_StreamEnd = tuple[HistogramWriter, Any]
 _MAX_CONTENT_TYPES = 256
 
 #: ``stream_end_reason`` values.
@@ -39,8 +40,9 @@ class HttpMetrics:
 
     __slots__ = ("active", "active_values", "duration", "excluded_methods", "excluded_paths",
                  "excluded_prefixes", "finished", "first_byte", "inflight", "kinds", "recorder",
-                 "request_size", "request_sizes", "response_size", "stream_duration",
-                 "stream_types", "streams_active", "streams_total")
+                 "request_size", "request_sizes", "response_size", "response_sizes",
+                 "stream_duration", "stream_ends", "stream_gauges", "stream_types",
+                 "streams_active", "streams_total", "time_to_first_byte")
 
     def __init__(self, recorder: Recorder, settings: Settings) -> None:
         self.recorder = recorder
@@ -71,8 +73,14 @@ class HttpMetrics:
         #: ``(method, route, status, error_type)`` -> the duration and body-size writers of a
         #: finished request: one look-up per request instead of one per family.
         self.finished: dict[tuple[str, str, str, str], _Finished] = {}
-        #: ``(method, route)`` -> the request-size writer.
+        #: ``(method, route)`` -> the request-size writer, and a stream's response-size writer.
         self.request_sizes: dict[tuple[str, str], HistogramWriter] = {}
+        self.response_sizes: dict[tuple[str, str], HistogramWriter] = {}
+        #: ``(route, kind)`` -> the open streams' gauge value, and the time-to-first-byte
+        #: writer; ``(route, kind, end_reason)`` -> the duration writer and counter value.
+        self.stream_gauges: dict[tuple[str, str], Any] = {}
+        self.time_to_first_byte: dict[tuple[str, str], HistogramWriter] = {}
+        self.stream_ends: dict[tuple[str, str, str], _StreamEnd] = {}
         #: ``(method, scheme)`` -> the in-flight gauge's value (see :func:`.writers.value_of`).
         self.active_values: dict[tuple[str, str], Any] = {}
         #: Response ``Content-Type`` values seen -> their stream kind (an app sends a few).
@@ -92,20 +100,33 @@ class HttpMetrics:
     def request_size_writer(self, method: str, route: str) -> HistogramWriter:
         """The request-size writer (made at the first request with a body: only those have a
         request size, so no empty series appears for routes that never get one)."""
-        key = (method, route)
-        writer = self.request_sizes.get(key)
-        if writer is None:
-            writer = self.request_sizes[key] = HistogramWriter(
-                self.request_size.labels(method, route))
-        return writer
+        return _writer(self.request_sizes, self.request_size, (method, route))
+
+    def response_size_writer(self, method: str, route: str) -> HistogramWriter:
+        """The response-size writer of a stream (a request's comes with its duration's)."""
+        return _writer(self.response_sizes, self.response_size, (method, route))
+
+    def stream_gauge(self, route: str, kind: str) -> Any:
+        """The value of ``streams_active`` for streams of this route and kind."""
+        return _value(self.stream_gauges, self.streams_active, (route, kind))
+
+    def first_byte_writer(self, route: str, kind: str) -> HistogramWriter:
+        """The time-to-first-byte writer (made at the first stream that sends a byte)."""
+        return _writer(self.time_to_first_byte, self.first_byte, (route, kind))
+
+    def stream_end(self, route: str, kind: str, reason: str) -> _StreamEnd:
+        """An ended stream's duration writer and ``streams_total`` value."""
+        key = (route, kind, reason)
+        children = self.stream_ends.get(key)
+        if children is None:
+            children = self.stream_ends[key] = (
+                HistogramWriter(self.stream_duration.labels(*key)),
+                value_of(self.streams_total.labels(*key)))
+        return children
 
     def active_value(self, method: str, scheme: str) -> Any:
         """The in-flight gauge value of requests with this method and scheme."""
-        key = (method, scheme)
-        value = self.active_values.get(key)
-        if value is None:
-            value = self.active_values[key] = value_of(self.active.labels(method, scheme))
-        return value
+        return _value(self.active_values, self.active, (method, scheme))
 
     def excluded(self, method: str, path: str) -> bool:
         """Requests the settings leave unmeasured (the metrics path among them)."""
@@ -186,21 +207,21 @@ class HttpRecord:
     def become_stream(self, kind: str) -> None:
         self.stream_kind = kind
         self.route = self._route()
-        self.http.streams_active.labels(self.route, kind).inc()
+        self.http.stream_gauge(self.route, kind).inc(1)
 
     def refine_stream(self, kind: str) -> None:
         """The body said more precisely what this stream is (a legacy MCP /sse stream)."""
         current = self.stream_kind
         if current is not None and kind != current:
-            gauge = self.http.streams_active
-            gauge.labels(self.route, current).dec()
-            gauge.labels(self.route, kind).inc()
+            stream_gauge = self.http.stream_gauge
+            stream_gauge(self.route, current).inc(-1)
+            stream_gauge(self.route, kind).inc(1)
             self.stream_kind = kind
 
     def response_body(self, size: int) -> None:
         if size:
             if not self.response_bytes and self.stream_kind is not None:
-                self.http.first_byte.labels(self.route, self.stream_kind).observe(
+                self.http.first_byte_writer(self.route, self.stream_kind).observe(
                     perf_counter() - self.started)
             self.response_bytes += size
 
@@ -227,7 +248,7 @@ class HttpRecord:
         if self.stream_kind is not None:
             self.end_stream(error, ended)
             route = self.route
-            response_size = http.response_size.labels(method, route)
+            response_size = http.response_size_writer(method, route)
         else:
             self.active.inc(-1)
             status = self.status
@@ -261,9 +282,10 @@ class HttpRecord:
             reason = COMPLETED
         http = self.http
         route = self.route
-        http.streams_active.labels(route, kind).dec()
-        http.stream_duration.labels(route, kind, reason).observe(ended - self.started)
-        http.streams_total.labels(route, kind, reason).inc()
+        http.stream_gauge(route, kind).inc(-1)
+        duration, total = http.stream_end(route, kind, reason)
+        duration.observe(ended - self.started)
+        total.inc(1)
 
     def _route(self) -> str:
         return route_label(self.scope, self.root_path, self.status)
@@ -284,6 +306,23 @@ class HttpRecord:
         if error is not None:
             return "500", _error_name(error, False)
         return "500", "no_response"
+
+
+def _writer(writers: dict[tuple[str, str], HistogramWriter], family: Any,
+            key: tuple[str, str]) -> HistogramWriter:
+    """The writer of ``family``'s child ``key``, kept in ``writers``."""
+    writer = writers.get(key)
+    if writer is None:
+        writer = writers[key] = HistogramWriter(family.labels(*key))
+    return writer
+
+
+def _value(values: dict[tuple[str, str], Any], family: Any, key: tuple[str, str]) -> Any:
+    """The value of the counter or gauge ``family``'s child ``key``, kept in ``values``."""
+    value = values.get(key)
+    if value is None:
+        value = values[key] = value_of(family.labels(*key))
+    return value
 
 
 def _error_name(error: BaseException, disconnected: bool) -> str:

@@ -235,7 +235,7 @@ class _Exchange(HttpRecord):
                         if refined is not None:
                             self.refine_stream(refined)
                 if body:
-                    if self.stream_kind is None:
+                    if self.stream_kind is None or self.response_bytes:
                         self.response_bytes += len(body)  # (response_body, minus the call)
                     else:
                         self.response_body(len(body))  # a stream's first bytes are timed

@@ -105,3 +105,55 @@ def test_exclusions_are_decided_once_for_every_front_end(
     http = metrics_of(registry, exclude_paths=["/health", "/static/*"],
                       exclude_methods=["options"])
     assert http.excluded(method, path) is excluded
+
+
+def test_streams_write_the_same_children_stream_after_stream(
+        registry: CollectorRegistry, clock: FakeClock) -> None:
+    """The children a stream writes are looked up once per label set and kept: later streams
+    of the same route, kind and end add to the same series, and a stream that sends nothing
+    leaves no time-to-first-byte series."""
+    http = metrics_of(registry)
+    ends = [(False, None), (True, None), (False, RuntimeError("boom"))] * 3  # 3 of each
+    for disconnect, error in ends:
+        record = record_of(http, "GET")
+        record.begin()
+        record.response_start(200, "sse")
+        assert value(registry, STREAMS_ACTIVE, http_route="/work", stream_kind="sse") == 1
+        clock.advance(0.02)
+        record.response_body(10)
+        record.response_body(5)
+        clock.advance(2.0)
+        if disconnect:
+            record.disconnect()
+        record.finish(error)
+    silent = record_of(http, "GET")
+    silent.begin()
+    silent.response_start(200, "websocket")
+    silent.finish(None)
+
+    sse = {"http_route": "/work", "stream_kind": "sse"}
+    for reason in ("completed", "client_disconnect", "server_error"):
+        assert value(registry, STREAMS, end_reason=reason, **sse) == 3
+        assert value(registry, "http_server_stream_duration_seconds_count",
+                     end_reason=reason, **sse) == 3
+        assert value(registry, "http_server_stream_duration_seconds_bucket", le="1.0",
+                     end_reason=reason, **sse) == 0
+        assert value(registry, "http_server_stream_duration_seconds_bucket", le="5.0",
+                     end_reason=reason, **sse) == 3
+        assert value(registry, "http_server_stream_duration_seconds_sum",
+                     end_reason=reason, **sse) == pytest.approx(3 * 2.02)
+    first_byte = "http_server_stream_time_to_first_byte_seconds"
+    assert value(registry, first_byte + "_count", **sse) == 9
+    assert value(registry, first_byte + "_bucket", le="0.01", **sse) == 0
+    assert value(registry, first_byte + "_bucket", le="0.025", **sse) == 9
+    assert registry.get_sample_value(first_byte + "_count", {
+        "http_route": "/work", "stream_kind": "websocket"}) is None
+    assert value(registry, STREAMS, end_reason="completed", http_route="/work",
+                 stream_kind="websocket") == 1
+    for kind in ("sse", "websocket"):
+        assert value(registry, STREAMS_ACTIVE, http_route="/work", stream_kind=kind) == 0
+    assert value(registry, "http_server_response_body_size_bytes_count",
+                 http_request_method="GET", http_route="/work") == 10
+    assert value(registry, "http_server_response_body_size_bytes_sum",
+                 http_request_method="GET", http_route="/work") == 9 * 15
+    assert total(registry, DURATION + "_count") == 0
