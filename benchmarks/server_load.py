@@ -131,7 +131,7 @@ def load_generator() -> str:
     return "wrk" if shutil.which("wrk") else "loadgen.py (Python, asyncio)"
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as probe:
         probe.bind((HOST, 0))
         port: int = probe.getsockname()[1]
@@ -148,7 +148,7 @@ class Stack:
 
 def _start(app_kind: str, variant: str, mcp_parsing: str, stack: Stack,
            log_dir: Path) -> Server:
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, APP_ENV: app_kind, VARIANT_ENV: variant, MCP_PARSING_ENV: mcp_parsing}
     log_path = log_dir / f"{app_kind}-{port}.log"
     command = [sys.executable, "-m", "uvicorn", "serve:app_from_environment", "--factory",
