@@ -56,7 +56,6 @@ from server_load import HOST, free_port
 WORKLOADS = ("json", "sse", "mcp-handshake", "mcp-modern")
 #: Bare, HTTP metrics only (``mcp_parsing="off"``), and everything (``mcp_parsing="full"``).
 VARIANTS = ("bare", "off", "ours")
-_TOTAL = re.compile(rb"summary:\s+(\d+)")
 _EVENTS = re.compile(rb"^events:(.*)$", re.MULTILINE)
 _SUMMARY = re.compile(rb"^summary:(.*)$", re.MULTILINE)
 #: Callgrind's cache-simulation events, and how the server table names them.
@@ -90,10 +89,17 @@ def _count(workload: str, variant: str, requests: int) -> int:
             ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
              sys.executable, __file__, "--child", workload, variant, str(requests)],
             check=True, capture_output=True, env={**os.environ, "PYTHONHASHSEED": "0"})
-        match = _TOTAL.search(out.read_bytes())
-        if match is None:
-            raise RuntimeError("callgrind wrote no summary")
-        return int(match.group(1))
+        return _events(out)["Ir"]
+
+
+def _events(out: Path) -> dict[str, int]:
+    """The totals of a callgrind output file, by event (``Ir``: instructions)."""
+    text = out.read_bytes()
+    events, summary = _EVENTS.search(text), _SUMMARY.search(text)
+    if events is None or summary is None:
+        raise RuntimeError("callgrind wrote no summary")
+    return dict(zip(events.group(1).decode().split(), map(int, summary.group(1).split()),
+                    strict=True))
 
 
 def _count_server(variant: str, requests: int) -> dict[str, int]:
@@ -122,12 +128,7 @@ def _count_server(variant: str, requests: int) -> dict[str, int]:
         finally:
             server.send_signal(signal.SIGINT)
             server.wait(timeout=300)
-        text = out.read_bytes()
-        events, summary = _EVENTS.search(text), _SUMMARY.search(text)
-        if events is None or summary is None:
-            raise RuntimeError("callgrind wrote no summary")
-        return dict(zip(events.group(1).decode().split(), map(int, summary.group(1).split()),
-                        strict=True))
+        return _events(out)
 
 
 def _connect(port: int, server: subprocess.Popen[bytes]) -> http.client.HTTPConnection:
