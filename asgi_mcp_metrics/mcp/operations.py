@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Final
 from .wire.vocabulary import OTHER, error_code_label
 
 if TYPE_CHECKING:
-    from .wire.jsonrpc import IdKey, Message
+    from .wire.jsonrpc import IdKey
 
 OPERATION: Final = "mcp_server_operation_duration_seconds"
 TOOL_CALLS: Final = "mcp_tool_calls_total"
@@ -55,13 +55,15 @@ class Operation:
     settled: bool = False
 
 
-def outcome_of(answer: Message) -> tuple[str, str]:
-    """``(outcome, error_type)`` of a response or error message."""
-    if answer.kind == "error":
-        code = answer.error_code
-        return ERROR, error_code_label(code) if code is not None else OTHER
-    if answer.is_error:
+def outcome_of(error: bool, error_code: int | None, is_error: bool,
+               result_type: object) -> tuple[str, str]:
+    """``(outcome, error_type)`` of an answer: a JSON-RPC ``error`` (with its code, if it has
+    one), or a result - ``isError: true`` inside it is a tool error, a ``resultType`` of
+    ``input_required`` asks for more input (2026-07-28)."""
+    if error:
+        return ERROR, error_code_label(error_code) if error_code is not None else OTHER
+    if is_error:
         return TOOL_ERROR, "tool_error"
-    if answer.result_type == "input_required":
+    if result_type == "input_required":
         return INPUT_REQUIRED, ""
     return OK, ""

@@ -12,11 +12,20 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from time import perf_counter
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from .operations import outcome_of
 from .wire.body import BoundedBuffer, CappedBody
-from .wire.jsonrpc import IdKey, Message, Parsed, answer_id, parse_messages
+from .wire.jsonrpc import (
+    IdKey,
+    Message,
+    Parsed,
+    answer_id,
+    decode,
+    label_text,
+    listed_names,
+    messages_of,
+)
 from .wire.sse import SSEEvent, SSEParser, legacy_endpoint
 from .wire.vocabulary import LEGACY, version_label
 
@@ -143,7 +152,7 @@ class McpResponse(CappedBody):
             self.recording.parse_limit("json_response", "too_large")
             self.unparsed = True
         else:
-            self._answers(parse_messages(data), perf_counter(), "json_response")
+            self._read(data, perf_counter(), "json_response")
         return False
 
     def close(self) -> None:
@@ -176,9 +185,9 @@ class McpResponse(CappedBody):
             # Too large to read: its id, if its first bytes show it, says what it answers.
             id_key = answer_id(event.data)
             if id_key is not None:
-                self._answer(Message(kind="response", id_key=id_key), now)
+                self._answer(id_key, now, None, None)
             return
-        self._answers(parse_messages(event.data), now, "sse_frame")
+        self._read(event.data, now, "sse_frame")
 
     def _legacy_stream(self, event: SSEEvent) -> None:
         """``event: endpoint`` opens a legacy HTTP+SSE session: this stream is its lifetime."""
@@ -197,6 +206,26 @@ class McpResponse(CappedBody):
         if not self.reading:
             self.sse = None
 
+    def _read(self, data: bytes | str, now: float, where: str) -> None:
+        """The answers in a JSON body or an SSE frame's data."""
+        value, invalid = decode(data)
+        if invalid is None:
+            # One successful answer, as servers send it - a JSON-RPC 2.0 object with an integer
+            # or string id and an object result, no error, no method - is read from its result
+            # as it is needed, with no Message made.  Anything else is classified.
+            if (type(value) is dict and "result" in value and "error" not in value
+                    and "method" not in value and value.get("jsonrpc") == "2.0"):
+                result = value["result"]
+                raw = value.get("id")
+                if type(result) is dict and (type(raw) is int or type(raw) is str):
+                    self._answer(("int", raw) if type(raw) is int else ("str", raw), now, None,
+                                 result)
+                    return
+            parsed = messages_of(value)
+        else:
+            parsed = Parsed(invalid=invalid)
+        self._answers(parsed, now, where)
+
     def _answers(self, parsed: Parsed, now: float, where: str) -> None:
         if parsed.invalid is not None:
             if self.status < 400:
@@ -207,14 +236,24 @@ class McpResponse(CappedBody):
         for message in parsed.messages:
             kind = message.kind
             if kind == "response" or kind == "error":
-                self._answer(message, now)
+                self._answer(message.id_key, now, message, None)
             elif kind == "notification":
                 self.recording.notification(message.method, "out")
 
-    def _answer(self, message: Message, now: float) -> None:
-        if message.kind == "error" and self.error_code is None:
-            self.error_code = message.error_code
-        id_key = message.id_key
+    def _answer(self, id_key: IdKey | None, now: float, message: Message | None,
+                result: dict[str, Any] | None) -> None:
+        """An answer, from its ``message`` or (the common case, see :meth:`_read`) straight from
+        its ``result``; neither: a successful answer known by its id alone."""
+        if message is not None:
+            if message.kind == "error" and self.error_code is None:
+                self.error_code = message.error_code
+            error, error_code = message.kind == "error", message.error_code
+            is_error, result_type = message.is_error, message.result_type
+        elif result is not None:
+            error, error_code = False, None
+            is_error, result_type = result.get("isError") is True, result.get("resultType")
+        else:
+            error, error_code, is_error, result_type = False, None, False, None
         pending = self.request.operations
         operation = pending.pop(id_key, None) if id_key is not None else None
         if operation is None and len(pending) == 1 and None in pending and not (
@@ -232,15 +271,27 @@ class McpResponse(CappedBody):
                 self.recording.parse_limit("response", "unmatched_id")
             return
         self.answered = True
-        if operation.method == "initialize" and message.protocol_version:
+        method = operation.method
+        protocol_version = tool_names = prompt_names = None
+        if message is not None:
+            protocol_version = message.protocol_version
+            tool_names, prompt_names = message.tool_names, message.prompt_names
+        elif result is not None:
+            # (Read only where they are of use.)
+            if method == "initialize":
+                protocol_version = label_text(result.get("protocolVersion"))
+            elif method == "tools/list":
+                tool_names = listed_names(result.get("tools"))
+            elif method == "prompts/list":
+                prompt_names = listed_names(result.get("prompts"))
+        if method == "initialize" and protocol_version:
             # The negotiated version is the answer's, not the one the client asked for.
-            operation.version = version_label(message.protocol_version)
+            operation.version = version_label(protocol_version)
             if self.legacy_stream_session is not None:
                 self.sessions.negotiated(self.legacy_stream_session, operation.version)
-        outcome, error_type = outcome_of(message)
+        outcome, error_type = outcome_of(error, error_code, is_error, result_type)
         if operation.session is not None:
             self.sessions.release(operation)
         # (Recording is once only: an answer to a request cancelled already changes nothing.)
         self.recording.answered(operation, outcome, error_type, now,
-                                tool_names=message.tool_names or (),
-                                prompt_names=message.prompt_names or ())
+                                tool_names=tool_names or (), prompt_names=prompt_names or ())

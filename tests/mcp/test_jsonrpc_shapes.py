@@ -151,3 +151,41 @@ async def test_client_responses_and_invalid_ids_are_not_operations(
     assert value(registry, PARSE_LIMITS, where="request_body", reason="invalid_id") == 2
     assert value(registry, PARSE_LIMITS, where="request_body",
                  reason="invalid_batch_element") == 2
+
+
+@pytest.mark.parametrize(("answer", "outcome", "error_type", "unmatched"), [
+    # The common shape, read without a Message: an int or a string id, an object result.
+    pytest.param({"jsonrpc": "2.0", "id": 4, "result": {"isError": True}}, "tool_error",
+                 "tool_error", 0, id="int_id"),
+    # A result that is not an object still answers: it says nothing of an error.
+    pytest.param({"jsonrpc": "2.0", "id": 4, "result": [1, 2]}, "ok", "", 0, id="list_result"),
+    pytest.param({"jsonrpc": "2.0", "id": 4, "result": None}, "ok", "", 0, id="null_result"),
+    # Ids no request can have: the answer matches nothing and is not counted as unmatched.
+    pytest.param({"jsonrpc": "2.0", "id": True, "result": {}}, "error", "no_response", 0,
+                 id="bool_id"),
+    pytest.param({"jsonrpc": "2.0", "id": 4.0, "result": {}}, "error", "no_response", 0,
+                 id="float_id"),
+    pytest.param({"jsonrpc": "2.0", "id": "4", "result": {}}, "error", "no_response", 1,
+                 id="string_id_of_another_request"),
+    # Not JSON-RPC 2.0, or an error as well: not a successful answer.
+    pytest.param({"jsonrpc": "1.0", "id": 4, "result": {}}, "error", "_OTHER", 0,
+                 id="not_2_0"),
+    pytest.param({"jsonrpc": "2.0", "id": 4, "result": {}, "error": {"code": -32603}},
+                 "error", "-32603", 0, id="error_wins"),
+])
+@pytest.mark.parametrize("carried", ["json", "sse"])
+async def test_answers_read_by_shape(registry: CollectorRegistry, answer: dict[str, Any],
+                                     outcome: str, error_type: str, unmatched: int,
+                                     carried: str) -> None:
+    def handler(body: bytes, scope: dict[str, Any]) -> Reply:
+        return json_reply(answer) if carried == "json" else sse_reply(frame(answer))
+
+    mw = instrument(registry, FakeServer(handler))
+    await post(mw, dumps(request("tools/call", 4, name="add")))
+    # (A successful answer shows the tool exists: its name becomes a label value.)
+    tool = "add" if outcome == "ok" else "_OTHER"
+    assert operations(registry, "tools/call", tool=tool, error_type=error_type) == 1
+    assert requests_of(registry, "tools/call", outcome) == 1
+    assert total(registry, REQUESTS) == 1
+    assert value(registry, PARSE_LIMITS, where="response", reason="unmatched_id") == unmatched
+    assert_idle(registry, mw)

@@ -99,15 +99,24 @@ class Parsed:
 
 def parse_messages(data: bytes | bytearray | str) -> Parsed:
     """Decode and classify a JSON-RPC payload: one message object or a batch (array)."""
+    value, invalid = decode(data)
+    if invalid is not None:
+        return Parsed(invalid=invalid)
+    return messages_of(value)
+
+
+def decode(data: bytes | bytearray | str) -> tuple[Any, str | None]:
+    """``(value, None)`` for a JSON payload, ``(None, reason)`` (one of
+    :data:`INVALID_REASONS`) for one that is not JSON."""
     if not data:
-        return Parsed(invalid=INVALID_EMPTY)
+        return None, INVALID_EMPTY
     if isinstance(data, str):
         text = data
     else:
         try:
             text = data.decode("utf-8")
         except UnicodeDecodeError:
-            return Parsed(invalid=INVALID_UTF8)
+            return None, INVALID_UTF8
     try:
         # json.loads(text) minus its Python layers: the C scanner is called directly.  It
         # raises StopIteration ("no value here") or ValueError where json.loads raises
@@ -117,11 +126,15 @@ def parse_messages(data: bytes | bytearray | str) -> Parsed:
         if end != len(text) and _skip_space(text, end) != len(text):
             raise ValueError("extra data after the JSON value")
     except RecursionError:
-        return Parsed(invalid=INVALID_TOO_DEEP)
+        return None, INVALID_TOO_DEEP
     except (ValueError, StopIteration):
         # Not JSON; also the int-digits limit for absurdly long numbers.
-        return Parsed(invalid=INVALID_JSON)
+        return None, INVALID_JSON
+    return value, None
 
+
+def messages_of(value: Any) -> Parsed:
+    """Classify a decoded JSON-RPC payload (see :func:`decode`)."""
     if isinstance(value, dict):
         message = _classify(value)
         if message is None:
@@ -166,7 +179,7 @@ def _classify(obj: dict[str, Any]) -> Message | None:
         if not isinstance(method, str):
             return None
         message = Message("request" if "id" in obj else "notification",
-                          method if method.isascii() else _label_text(method), id_key,
+                          method if method.isascii() else label_text(method), id_key,
                           invalid_id)
         params = obj.get("params")
         if isinstance(params, dict):
@@ -233,14 +246,14 @@ def _skip_space(text: str, pos: int) -> int:
 def _read_params(message: Message, method: str, params: dict[str, Any]) -> None:
     if method == "tools/call":
         name = params.get("name")
-        message.tool_name = name if type(name) is str and name.isascii() else _label_text(name)
+        message.tool_name = name if type(name) is str and name.isascii() else label_text(name)
     elif method == "prompts/get":
-        message.prompt_name = _label_text(params.get("name"))
+        message.prompt_name = label_text(params.get("name"))
     elif method == "initialize":
-        message.protocol_version = _label_text(params.get("protocolVersion"))
+        message.protocol_version = label_text(params.get("protocolVersion"))
         client_info = params.get("clientInfo")
         if isinstance(client_info, dict):
-            message.client_name = _label_text(client_info.get("name"))
+            message.client_name = label_text(client_info.get("name"))
     elif method == "notifications/cancelled" and "requestId" in params:
         message.cancelled_id_key = _id_key(params["requestId"])
 
@@ -248,11 +261,11 @@ def _read_params(message: Message, method: str, params: dict[str, Any]) -> None:
     meta = params.get("_meta")
     if type(meta) is dict:
         if message.protocol_version is None:
-            message.protocol_version = _label_text(meta.get(PROTOCOL_VERSION_META_KEY))
+            message.protocol_version = label_text(meta.get(PROTOCOL_VERSION_META_KEY))
         if message.client_name is None:
             client_info = meta.get(CLIENT_INFO_META_KEY)
             if isinstance(client_info, dict):
-                message.client_name = _label_text(client_info.get("name"))
+                message.client_name = label_text(client_info.get("name"))
 
 
 def _read_result(message: Message, result: dict[str, Any]) -> None:
@@ -263,10 +276,10 @@ def _read_result(message: Message, result: dict[str, Any]) -> None:
     value = result.get("resultType")
     if value is not None:
         message.result_type = (value if type(value) is str and value.isascii()
-                               else _label_text(value))
+                               else label_text(value))
     value = result.get("protocolVersion")
     if value is not None:
-        message.protocol_version = _label_text(value)
+        message.protocol_version = label_text(value)
     value = result.get("tools")
     if value is not None:
         message.tool_names = listed_names(value)
@@ -282,7 +295,7 @@ def listed_names(entries: object) -> tuple[str, ...] | None:
     names: list[str] = []
     for entry in islice(entries, MAX_LISTED_TOOLS):
         if isinstance(entry, dict):
-            name = _label_text(entry.get("name"))
+            name = label_text(entry.get("name"))
             if name is not None:
                 names.append(name)
     return tuple(names)
@@ -299,7 +312,7 @@ def _id_key(raw: object) -> IdKey | None:
     return None
 
 
-def _label_text(value: object) -> str | None:
+def label_text(value: object) -> str | None:
     """``value`` if it is a string that can be encoded as UTF-8, repaired if it cannot."""
     if not isinstance(value, str):
         return None
