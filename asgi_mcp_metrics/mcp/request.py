@@ -8,14 +8,14 @@ read (past the cap, not JSON-RPC, or not read at all in ``headers_only`` mode) t
 
 from __future__ import annotations
 
-from collections.abc import MutableMapping
+from collections.abc import Iterable, MutableMapping
 from time import perf_counter
 from typing import TYPE_CHECKING, Any, Final
 
 from .operations import Operation
 from .wire.body import BoundedBuffer, CappedBody
 from .wire.headers import McpHeaders, session_id_from_query
-from .wire.jsonrpc import IdKey, Parsed, parse_messages
+from .wire.jsonrpc import IdKey, Message, Parsed, classify, decode, messages_of, parse_messages
 from .wire.vocabulary import (
     HANDSHAKE_VERSIONS,
     LEGACY,
@@ -110,7 +110,7 @@ class McpRequest(CappedBody):
             # exchange ends without an answer here (see read_deferred).
             self.deferred = data
         else:
-            self._parsed(parse_messages(data))
+            self._read(data)
 
     def read_deferred(self) -> None:
         """Read a body left unread (see :meth:`feed`): what was wrong with it, if anything.
@@ -151,16 +151,31 @@ class McpRequest(CappedBody):
             return
         self._add(None, method, self.headers.name, self.headers.name, None)
 
-    def _parsed(self, parsed: Parsed) -> None:
-        if not self._shape(parsed):
+    def _read(self, data: bytes) -> None:
+        """A complete body: the operations it starts, or why it is not JSON-RPC."""
+        value, invalid = decode(data)
+        if invalid is None and type(value) is dict:
+            # One message, the common case: classified as it is, with no batch around it
+            # (one that is not JSON-RPC, or has an id no answer can match, is read as any
+            # other body is).
+            message = classify(value)
+            if message is not None and not message.invalid_id:
+                self._messages((message,))
+                return
+        parsed = Parsed(invalid=invalid) if invalid is not None else messages_of(value)
+        if self._shape(parsed):
+            self._messages(parsed.messages)
+        else:
             self.from_headers()
-            return
+
+    def _messages(self, messages: Iterable[Message]) -> None:
+        """The body's messages (shaped already): its requests become operations."""
         self.parsed = True
         self.is_mcp = True
         session = self.legacy_post_session
         if session is None and not self.modern:
             session = self.headers.session_id
-        for message in parsed.messages:
+        for message in messages:
             kind = message.kind
             if kind == "request":
                 method = message.method

@@ -189,3 +189,19 @@ async def test_answers_read_by_shape(registry: CollectorRegistry, answer: dict[s
     assert total(registry, REQUESTS) == 1
     assert value(registry, PARSE_LIMITS, where="response", reason="unmatched_id") == unmatched
     assert_idle(registry, mw)
+
+
+@pytest.mark.parametrize("body", [
+    pytest.param(request("tools/call", True, name="add"), id="bool_id"),
+    pytest.param(request("tools/call", 1.5, name="add"), id="float_id"),
+    pytest.param(request("tools/call", {"a": 1}, name="add"), id="object_id"),
+])
+async def test_a_single_request_with_an_unusable_id(registry: CollectorRegistry,
+                                                    body: dict[str, Any]) -> None:
+    # (The SDKs refuse it; here the server answers anyway: no answer can match it.)
+    mw = instrument(registry, FakeServer(lambda body, scope: json_reply(result(None))))
+    await post(mw, dumps(body))
+    assert value(registry, PARSE_LIMITS, where="request_body", reason="invalid_id") == 1
+    assert total(registry, REQUESTS) == 0
+    assert total(registry, TOOL_CALLS) == 0
+    assert_idle(registry, mw)

@@ -136,7 +136,7 @@ def decode(data: bytes | bytearray | str) -> tuple[Any, str | None]:
 def messages_of(value: Any) -> Parsed:
     """Classify a decoded JSON-RPC payload (see :func:`decode`)."""
     if isinstance(value, dict):
-        message = _classify(value)
+        message = classify(value)
         if message is None:
             return Parsed(invalid=INVALID_NOT_JSONRPC)
         return Parsed([message])
@@ -146,7 +146,7 @@ def messages_of(value: Any) -> Parsed:
         messages: list[Message] = []
         skipped = 0
         for element in value:
-            message = _classify(element) if isinstance(element, dict) else None
+            message = classify(element) if isinstance(element, dict) else None
             if message is None:
                 skipped += 1
             else:
@@ -160,7 +160,8 @@ def messages_of(value: Any) -> Parsed:
     return Parsed(invalid=INVALID_NOT_AN_OBJECT)
 
 
-def _classify(obj: dict[str, Any]) -> Message | None:
+def classify(obj: dict[str, Any]) -> Message | None:
+    """What one decoded JSON object is as a JSON-RPC message; None when it is not one."""
     if obj.get("jsonrpc") != "2.0":
         return None
 
