@@ -154,7 +154,7 @@ class McpRequest(CappedBody):
     def _read(self, data: bytes) -> None:
         """A complete body: the operations it starts, or why it is not JSON-RPC."""
         value, invalid = decode(data)
-        if invalid is None and type(value) is dict:
+        if type(value) is dict:
             # One message, the common case: classified as it is, with no batch around it
             # (one that is not JSON-RPC, or has an id no answer can match, is read as any
             # other body is).
@@ -162,7 +162,7 @@ class McpRequest(CappedBody):
             if message is not None and not message.invalid_id:
                 self._messages((message,))
                 return
-        parsed = Parsed(invalid=invalid) if invalid is not None else messages_of(value)
+        parsed = messages_of(value, invalid)
         if self._shape(parsed):
             self._messages(parsed.messages)
         else:

@@ -209,22 +209,18 @@ class McpResponse(CappedBody):
     def _read(self, data: bytes | str, now: float, where: str) -> None:
         """The answers in a JSON body or an SSE frame's data."""
         value, invalid = decode(data)
-        if invalid is None:
-            # One successful answer, as servers send it - a JSON-RPC 2.0 object with an integer
-            # or string id and an object result, no error, no method - is read from its result
-            # as it is needed, with no Message made.  Anything else is classified.
-            if (type(value) is dict and "result" in value and "error" not in value
-                    and "method" not in value and value.get("jsonrpc") == "2.0"):
-                result = value["result"]
-                raw = value.get("id")
-                if type(result) is dict and (type(raw) is int or type(raw) is str):
-                    self._answer(("int", raw) if type(raw) is int else ("str", raw), now, None,
-                                 result)
-                    return
-            parsed = messages_of(value)
-        else:
-            parsed = Parsed(invalid=invalid)
-        self._answers(parsed, now, where)
+        # One successful answer, as servers send it - a JSON-RPC 2.0 object with an integer or
+        # string id and an object result, no error, no method - is read from its result as it
+        # is needed, with no Message made.  Anything else is classified.
+        if (type(value) is dict and "result" in value and "error" not in value
+                and "method" not in value and value.get("jsonrpc") == "2.0"):
+            result = value["result"]
+            raw = value.get("id")
+            if type(result) is dict and (type(raw) is int or type(raw) is str):
+                self._answer(("int", raw) if type(raw) is int else ("str", raw), now, None,
+                             result)
+                return
+        self._answers(messages_of(value, invalid), now, where)
 
     def _answers(self, parsed: Parsed, now: float, where: str) -> None:
         if parsed.invalid is not None:
@@ -244,16 +240,8 @@ class McpResponse(CappedBody):
                 result: dict[str, Any] | None) -> None:
         """An answer, from its ``message`` or (the common case, see :meth:`_read`) straight from
         its ``result``; neither: a successful answer known by its id alone."""
-        if message is not None:
-            if message.kind == "error" and self.error_code is None:
-                self.error_code = message.error_code
-            error, error_code = message.kind == "error", message.error_code
-            is_error, result_type = message.is_error, message.result_type
-        elif result is not None:
-            error, error_code = False, None
-            is_error, result_type = result.get("isError") is True, result.get("resultType")
-        else:
-            error, error_code, is_error, result_type = False, None, False, None
+        if message is not None and message.kind == "error" and self.error_code is None:
+            self.error_code = message.error_code
         pending = self.request.operations
         operation = pending.pop(id_key, None) if id_key is not None else None
         if operation is None and len(pending) == 1 and None in pending and not (
@@ -274,9 +262,13 @@ class McpResponse(CappedBody):
         method = operation.method
         protocol_version = tool_names = prompt_names = None
         if message is not None:
+            outcome, error_type = outcome_of(message.kind == "error", message.error_code,
+                                             message.is_error, message.result_type)
             protocol_version = message.protocol_version
             tool_names, prompt_names = message.tool_names, message.prompt_names
         elif result is not None:
+            outcome, error_type = outcome_of(False, None, result.get("isError") is True,
+                                             result.get("resultType"))
             # (Read only where they are of use.)
             if method == "initialize":
                 protocol_version = label_text(result.get("protocolVersion"))
@@ -284,12 +276,13 @@ class McpResponse(CappedBody):
                 tool_names = listed_names(result.get("tools"))
             elif method == "prompts/list":
                 prompt_names = listed_names(result.get("prompts"))
+        else:
+            outcome, error_type = outcome_of(False, None, False, None)
         if method == "initialize" and protocol_version:
             # The negotiated version is the answer's, not the one the client asked for.
             operation.version = version_label(protocol_version)
             if self.legacy_stream_session is not None:
                 self.sessions.negotiated(self.legacy_stream_session, operation.version)
-        outcome, error_type = outcome_of(error, error_code, is_error, result_type)
         if operation.session is not None:
             self.sessions.release(operation)
         # (Recording is once only: an answer to a request cancelled already changes nothing.)

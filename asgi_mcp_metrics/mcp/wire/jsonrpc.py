@@ -99,10 +99,7 @@ class Parsed:
 
 def parse_messages(data: bytes | bytearray | str) -> Parsed:
     """Decode and classify a JSON-RPC payload: one message object or a batch (array)."""
-    value, invalid = decode(data)
-    if invalid is not None:
-        return Parsed(invalid=invalid)
-    return messages_of(value)
+    return messages_of(*decode(data))
 
 
 def decode(data: bytes | bytearray | str) -> tuple[Any, str | None]:
@@ -133,8 +130,10 @@ def decode(data: bytes | bytearray | str) -> tuple[Any, str | None]:
     return value, None
 
 
-def messages_of(value: Any) -> Parsed:
-    """Classify a decoded JSON-RPC payload (see :func:`decode`)."""
+def messages_of(value: Any, invalid: str | None = None) -> Parsed:
+    """Classify a payload as :func:`decode` gives it: its value, or why it is not JSON."""
+    if invalid is not None:
+        return Parsed(invalid=invalid)
     if isinstance(value, dict):
         message = classify(value)
         if message is None:
