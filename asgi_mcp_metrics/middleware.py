@@ -120,7 +120,7 @@ class MetricsMiddleware:
             identity, trace = exchange.enter()
             error: BaseException | None = None
             try:
-                await self.app(scope, exchange._receive, exchange._send)
+                await self.app(scope, exchange._receive, exchange)
             except BaseException as exc:
                 error = exc
                 raise
@@ -218,7 +218,11 @@ class _Exchange(HttpRecord):
             self.mw.recorder.internal_error("receive")
         return message
 
-    async def _send(self, message: Message) -> None:
+    async def __call__(self, message: Message) -> None:
+        """The app's ``send`` is the exchange itself: a bound method would be one more object
+        held for as long as the request lasts - and under load an object that outlives a
+        young-generation collection costs the collector more than the call that made it
+        (see docs/performance.md, "Under a server")."""
         final = False
         try:
             kind = message["type"]
