@@ -56,14 +56,15 @@ class McpExchange(McpResponse):
     def __init__(self, policy: ReadPolicy, recording: McpRecording, sessions: Sessions,
                  endpoints: Endpoints, scope: MutableMapping[str, Any], started: float,
                  headers: McpHeaders, known: bool) -> None:
-        McpResponse.__init__(self, policy, recording, sessions, endpoints, McpRequest(
-            policy, recording, sessions, scope, started, headers, known))
         #: The session this exchange belongs to: while it lasts, the session is not idle.
-        #: (``session_id`` is the new session a response may start.)
+        #: (``session_id`` is the new session a response may start.)  The request keeps the
+        #: live session's own id string, not the copy decoded from the header.
         held = headers.session_id
         if held is not None:
             held = headers.session_id = sessions.enter(held)
         self.held_session = held
+        McpResponse.__init__(self, policy, recording, sessions, endpoints, McpRequest(
+            policy, recording, sessions, scope, started, headers, known))
 
     def request_body(self, chunk: bytes, more_body: bool) -> None:
         self.request.feed(chunk, more_body)
@@ -120,7 +121,7 @@ class McpExchange(McpResponse):
     def _sessions(self, status: int, ended: float) -> None:
         request = self.request
         sessions = self.sessions
-        request_session = None if request.modern else request.headers.session_id
+        request_session = None if request.modern else request.header_session
         post_session = request.legacy_post_session
         if status == 404 and (request_session or post_session) and not self.answered:
             # The handshake era's "Session not found" (the modern era has no sessions, and its
@@ -137,7 +138,7 @@ class McpExchange(McpResponse):
                 sessions.end(request_session, "client_delete", ended)
         elif 400 <= status < 500 and not (request.modern and status == 404):
             # (A modern-era 404 is the answer "method not found", not a rejection.)
-            version = request.headers.protocol_version
+            version = request.header_version
             reason = rejection_reason(
                 status, self.error_code, batch=request.batch,
                 unparsable=request.invalid in _UNPARSABLE,

@@ -45,8 +45,9 @@ _ERAS: Final[dict[str | None, tuple[str, bool]]] = {
 class McpRequest(CappedBody):
     """What the request of one exchange says, read from its body or its headers."""
 
-    __slots__ = ("batch", "deferred", "headers", "headers_used", "http_method",
-                 "initialize", "invalid", "invalid_elements", "invalid_ids", "is_mcp",
+    __slots__ = ("batch", "deferred", "header_method", "header_name", "header_session",
+                 "header_version", "headers_used", "http_method", "initialize", "invalid",
+                 "invalid_elements", "invalid_ids", "is_mcp", "last_event_id",
                  "legacy_post_session", "lists_tools", "modern", "operations", "parsed", "path",
                  "recording", "sessions", "started", "subscription", "version")
 
@@ -56,7 +57,13 @@ class McpRequest(CappedBody):
         self.recording = recording
         self.sessions = sessions
         self.started = started
-        self.headers = headers
+        # The header values, not the McpHeaders they came in: one object fewer held for as
+        # long as the exchange lasts (a GET stream's, for hours).
+        self.header_method = headers.method
+        self.header_name = headers.name
+        self.header_session = headers.session_id
+        self.header_version = headers.protocol_version
+        self.last_event_id = headers.last_event_id
         self.http_method: str = scope["method"]
         self.path: str = scope["path"]
         post = self.http_method == "POST"
@@ -103,8 +110,8 @@ class McpRequest(CappedBody):
         if overflowed:
             self.invalid = "too_large"
             self.from_headers()
-        elif self.modern and self.headers.method is not None \
-                and not self.headers.method.startswith("notifications/"):
+        elif self.modern and self.header_method is not None \
+                and not self.header_method.startswith("notifications/"):
             # The 2026-07-28 routing headers name the method and the tool, and the server
             # refuses a body that disagrees with them: the body is read only when the
             # exchange ends without an answer here (see read_deferred).
@@ -142,14 +149,14 @@ class McpRequest(CappedBody):
         if self.headers_used or self.parsed:
             return
         self.headers_used = True
-        method = self.headers.method
+        method = self.header_method
         if method is None:
             return
         self.is_mcp = True
         if method.startswith("notifications/"):
             self.recording.notification(method, "in")
             return
-        self._add(None, method, self.headers.name, self.headers.name, None)
+        self._add(None, method, self.header_name, self.header_name, None)
 
     def _read(self, data: bytes) -> None:
         """A complete body: the operations it starts, or why it is not JSON-RPC."""
@@ -174,7 +181,7 @@ class McpRequest(CappedBody):
         self.is_mcp = True
         session = self.legacy_post_session
         if session is None and not self.modern:
-            session = self.headers.session_id
+            session = self.header_session
         for message in messages:
             kind = message.kind
             if kind == "request":

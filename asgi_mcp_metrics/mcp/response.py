@@ -115,7 +115,7 @@ class McpResponse(CappedBody):
     def _stream_kind(self) -> str | None:
         request = self.request
         if request.http_method == "GET":
-            if request.headers.session_id is not None and not request.modern:
+            if request.header_session is not None and not request.modern:
                 request.is_mcp = True
                 return "get_notifications"
             if request.path in self.endpoints.stream_paths:
@@ -255,7 +255,7 @@ class McpResponse(CappedBody):
         if operation is None:
             # (A resumed stream, GET with Last-Event-ID, replays answers to earlier requests.)
             if (self.status < 400 and id_key is not None and id_key not in _TRANSPORT_ERROR_IDS
-                    and self.request.headers.last_event_id is None):
+                    and self.request.last_event_id is None):
                 self.recording.parse_limit("response", "unmatched_id")
             return
         self.answered = True
