@@ -2,6 +2,7 @@
 
     python benchmarks/instructions.py                             # every workload
     python benchmarks/instructions.py --workload mcp-handshake    # one workload
+    python benchmarks/instructions.py --workload mcp-handshake-sdk --low 100 --high 400
 
 Each (workload, variant) runs twice under ``valgrind --tool=callgrind`` in a child process,
 with ``--low`` and ``--high`` requests after the same warm-up; the difference of the two
@@ -9,6 +10,8 @@ instruction totals divided by the difference of the request counts is the cost o
 start-up excluded.  The instrumented variant's count minus the bare one's is the library's own
 cost in instructions; the same with ``mcp_parsing="off"`` is what its HTTP metrics cost, and
 the difference of the two what reading MCP costs (the "parsing" of issue 9's parsing share).
+The MCP workloads replay the SDK's answers; ``mcp-handshake-sdk`` and ``mcp-modern-sdk`` (not
+run by default) count the same calls on the real SDK app.
 Instructions are not microseconds (a cache miss costs many), but they move only when the code
 does, so they tell whether a change helped where timings on a shared machine cannot.  Needs
 ``valgrind``.
@@ -54,6 +57,9 @@ from serve import APP_ENV, RECORDED_PATH, VARIANT_ENV
 from server_load import HOST, free_port
 
 WORKLOADS = ("json", "sse", "mcp-handshake", "mcp-modern")
+#: The MCP workloads on the real SDK app rather than its replayed answers (not run by default:
+#: the SDK's call is about 15 times the replayed one's instructions).
+SDK_WORKLOADS = ("mcp-handshake-sdk", "mcp-modern-sdk")
 #: Bare, HTTP metrics only (``mcp_parsing="off"``), and everything (``mcp_parsing="full"``).
 VARIANTS = ("bare", "off", "ours")
 _EVENTS = re.compile(rb"^events:(.*)$", re.MULTILINE)
@@ -65,12 +71,19 @@ _CACHE_EVENTS = {"Ir": "instructions", "I1mr": "L1 instruction misses",
 
 async def _run(workload: str, variant: str, requests: int) -> None:
     if workload.startswith("mcp"):
-        era = HANDSHAKE_ERA if workload == "mcp-handshake" else MODERN_ERA
+        era = HANDSHAKE_ERA if workload.startswith("mcp-handshake") else MODERN_ERA
+        name = {"bare": MCP_BARE, "off": MCP_HTTP_ONLY}.get(variant, parsed_variant_name("full"))
+        if workload in SDK_WORKLOADS:
+            app = build_mcp_variant(name, mcp_parsing="full").app
+            async with Lifespan(app):
+                await call(app, tools_list_request(era))
+                for _ in range(50 + requests):
+                    await call(app, tool_call(era))
+            return
         source = build_sdk_app()
         async with Lifespan(source):
             exchanges = [await capture(source, tools_list_request(era)),
                          await capture(source, tool_call(era))]
-        name = {"bare": MCP_BARE, "off": MCP_HTTP_ONLY}.get(variant, parsed_variant_name("full"))
         app = build_mcp_variant(name, mcp_parsing="full", base=lambda: ReplayApp(exchanges)).app
         await call(app, tools_list_request(era))
         request = tool_call(era)
@@ -162,7 +175,7 @@ def _server_table(low: int, high: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--workload", choices=WORKLOADS, action="append")
+    parser.add_argument("--workload", choices=WORKLOADS + SDK_WORKLOADS, action="append")
     parser.add_argument("--low", type=int, default=200)
     parser.add_argument("--high", type=int, default=1200)
     parser.add_argument("--server", action="store_true",

@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import gc
 import json
 import os
+import time
 from typing import Any
 
 from apps import Variant, build_variant
@@ -25,6 +27,41 @@ RECORDED_PATH = "/__bench__/recorded"
 APP_ENV = "BENCH_APP"
 VARIANT_ENV = "BENCH_VARIANT"
 MCP_PARSING_ENV = "BENCH_MCP_PARSING"
+#: ``on``: the cycle collector's time and collections are counted and answered at
+#: :data:`RECORDED_PATH`; ``off``: the collector is disabled (see ``gc_load.py``).
+GC_ENV = "BENCH_GC"
+#: How many small objects the collector tracks each request holds until it ends (default 0):
+#: what one more object held through a request costs (see ``gc_load.py``).
+HOLD_ENV = "BENCH_HOLD"
+
+
+class _Held:
+    __slots__ = ("value",)
+
+    def __init__(self) -> None:
+        self.value = None
+
+
+class CollectorStats:
+    """The cycle collector's collections and CPU time (of the thread it ran in), by
+    generation, counted from its callbacks."""
+
+    def __init__(self) -> None:
+        self.collections = [0, 0, 0]
+        self.seconds = [0.0, 0.0, 0.0]
+        self._started = 0.0
+        gc.callbacks.append(self._callback)
+
+    def _callback(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.thread_time()
+        else:
+            generation = info["generation"]
+            self.collections[generation] += 1
+            self.seconds[generation] += time.thread_time() - self._started
+
+    def answer(self) -> dict[str, list[float]]:
+        return {"collections": list(self.collections), "seconds": list(self.seconds)}
 
 
 class RecordedProbe:
@@ -34,6 +71,11 @@ class RecordedProbe:
         self.variant = variant
         self.app: ASGIApp = variant.app
         self.metrics = metrics
+        self.hold = int(os.environ.get(HOLD_ENV, "0"))
+        collector = os.environ.get(GC_ENV, "")
+        self.gc_stats = CollectorStats() if collector == "on" else None
+        if collector == "off":
+            gc.disable()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self.metrics is not None and scope["type"] == "http" and scope["path"] in (
@@ -41,11 +83,19 @@ class RecordedProbe:
             await self.metrics(scope, receive, send)
             return
         if scope["type"] != "http" or scope["path"] != RECORDED_PATH:
-            await self.app(scope, receive, send)
+            if self.hold:
+                held = [_Held() for _ in range(self.hold)]
+                await self.app(scope, receive, send)
+                del held
+            else:
+                await self.app(scope, receive, send)
             return
-        body = json.dumps({"variant": self.variant.name,
-                           "recorded": self.variant.recorded(),
-                           "internal_errors": self.variant.internal_errors()}).encode("utf-8")
+        answer: dict[str, Any] = {"variant": self.variant.name,
+                                  "recorded": self.variant.recorded(),
+                                  "internal_errors": self.variant.internal_errors()}
+        if self.gc_stats is not None:
+            answer["gc"] = self.gc_stats.answer()
+        body = json.dumps(answer).encode("utf-8")
         await send({"type": "http.response.start", "status": 200,
                     "headers": [(b"content-type", b"application/json"),
                                 (b"content-length", str(len(body)).encode("ascii"))]})
