@@ -120,7 +120,7 @@ class MetricsMiddleware:
             identity, trace = exchange.enter()
             error: BaseException | None = None
             try:
-                await self.app(scope, exchange._receive, exchange)
+                await self.app(scope, exchange, exchange._send)
             except BaseException as exc:
                 error = exc
                 raise
@@ -203,7 +203,13 @@ class _Exchange(HttpRecord):
         if trace is not None:
             reset_traceparent(trace)
 
-    async def _receive(self) -> Message:
+    async def __call__(self) -> Message:
+        """The app's ``receive`` is the exchange itself: a bound method would be one more
+        object held for as long as the request lasts - and under load an object that outlives
+        a young-generation collection costs the collector more than the call that made it (see
+        docs/performance.md, "Under load").  (``receive``, not ``send``: calling an instance
+        costs a little more than calling a bound method, and an app receives once or twice
+        per request where it may send many times.)"""
         message = await self.receive()
         try:
             kind = message["type"]
@@ -218,11 +224,7 @@ class _Exchange(HttpRecord):
             self.mw.recorder.internal_error("receive")
         return message
 
-    async def __call__(self, message: Message) -> None:
-        """The app's ``send`` is the exchange itself: a bound method would be one more object
-        held for as long as the request lasts - and under load an object that outlives a
-        young-generation collection costs the collector more than the call that made it
-        (see docs/performance.md, "Under a server")."""
+    async def _send(self, message: Message) -> None:
         final = False
         try:
             kind = message["type"]

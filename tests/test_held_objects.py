@@ -146,8 +146,8 @@ async def _held(method: str, path: str, headers: list[tuple[bytes, bytes]], body
 
 def test_a_plain_request_holds_its_exchange_and_nothing_else() -> None:
     held = asyncio.run(_held("GET", "/items/42", [], b""))
-    # The middleware's own call, the exchange (it is the app's send) and the bound method that
-    # is the app's receive.
+    # The middleware's own call, the exchange (it is the app's receive) and the bound method
+    # that is the app's send.
     assert held == {"coroutine": 1, "_Exchange": 1, "method": 1}
 
 
