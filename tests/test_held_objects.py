@@ -103,13 +103,16 @@ def _ours() -> collections.Counter[str]:
     found: collections.Counter[str] = collections.Counter()
     for obj in gc.get_objects():
         # (type(), not isinstance(): that asks lazy objects such as Django's for __class__.)
-        if type(obj) is types.CoroutineType:
+        kind = type(obj)
+        if kind is types.FrameType:
+            continue  # Python 3.10: a coroutine's frame, an object of its own, is its coroutine's
+        if kind is types.CoroutineType:
             ours = obj.cr_code.co_filename.startswith(PACKAGE)
         else:
             traceback = tracemalloc.get_object_traceback(obj)
             ours = traceback is not None and traceback[0].filename.startswith(PACKAGE)
         if ours:
-            found[type(obj).__qualname__] += 1
+            found[kind.__qualname__] += 1
     return found
 
 
