@@ -2,7 +2,7 @@
 
 Every object the library holds through a request that the cycle collector tracks is one the
 collector may find alive and promote; under concurrent load on an app with a large heap (the
-mcp SDK's) that costs more than making the object did (docs/performance.md, "Under a server").
+mcp SDK's) that costs more than making the object did (docs/performance.md, "Under load").
 These tests count them exactly - by type, allocated in the library's own files, per request
 in flight - so an object added to the per-request path is a decision, not an accident.
 """
@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import gc
-import json
 import tracemalloc
 import types
 from collections.abc import MutableMapping
@@ -25,24 +24,30 @@ from prometheus_client import CollectorRegistry
 import asgi_mcp_metrics
 from asgi_mcp_metrics import MetricsMiddleware
 
-from .asgi import http_scope
+from .asgi import call, http_scope
+from .mcp.wire_server import (
+    ACCEPT_BOTH,
+    JSON_TYPE,
+    MODERN,
+    SSE_TYPE,
+    dumps,
+    frame,
+    modern_headers,
+    request,
+    result,
+)
 
 PACKAGE = str(Path(asgi_mcp_metrics.__file__).resolve().parent)
 IN_FLIGHT = 50
 
-ANSWER = json.dumps({"jsonrpc": "2.0", "id": 1, "result": {
-    "content": [{"type": "text", "text": "3"}], "isError": False}}).encode()
+ANSWER = result(1, content=[{"type": "text", "text": "3"}], isError=False)
 
 
 def tool_call(version: str) -> tuple[list[tuple[bytes, bytes]], bytes]:
-    headers = [(b"content-type", b"application/json"),
-               (b"accept", b"application/json, text/event-stream"),
-               (b"mcp-protocol-version", version.encode())]
-    if version == "2026-07-28":
-        headers += [(b"mcp-method", b"tools/call"), (b"mcp-name", b"add")]
-    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
-                       "params": {"name": "add", "arguments": {"a": 1, "b": 2}}}).encode()
-    return headers, body
+    headers = [JSON_TYPE, ACCEPT_BOTH, (b"mcp-protocol-version", version.encode())]
+    if version == MODERN:
+        headers += modern_headers("tools/call", b"add")
+    return headers, dumps(request("tools/call", name="add", arguments={"a": 1, "b": 2}))
 
 
 class GatedApp:
@@ -62,10 +67,8 @@ class GatedApp:
             message = await receive()
             more = message.get("more_body", False)
         if self.stream:
-            await send({"type": "http.response.start", "status": 200,
-                        "headers": [(b"content-type", b"text/event-stream")]})
-            await send({"type": "http.response.body", "more_body": True,
-                        "body": b"event: message\ndata: " + ANSWER + b"\n\n"})
+            await send({"type": "http.response.start", "status": 200, "headers": [SSE_TYPE]})
+            await send({"type": "http.response.body", "more_body": True, "body": frame(ANSWER)})
         self.waiting += 1
         if self.waiting == self.expected:
             self.arrived.set()
@@ -73,26 +76,8 @@ class GatedApp:
         if self.stream:
             await send({"type": "http.response.body", "body": b""})
         else:
-            await send({"type": "http.response.start", "status": 200,
-                        "headers": [(b"content-type", b"application/json")]})
-            await send({"type": "http.response.body", "body": ANSWER})
-
-
-async def _request(app: Any, scope: dict[str, Any], body: bytes) -> None:
-    done = asyncio.Event()
-    pending = [body]
-
-    async def receive() -> dict[str, Any]:
-        if pending:
-            return {"type": "http.request", "body": pending.pop(), "more_body": False}
-        await done.wait()
-        return {"type": "http.disconnect"}
-
-    async def send(message: dict[str, Any]) -> None:
-        if message["type"] == "http.response.body" and not message.get("more_body", False):
-            done.set()
-
-    await app(scope, receive, send)
+            await send({"type": "http.response.start", "status": 200, "headers": [JSON_TYPE]})
+            await send({"type": "http.response.body", "body": dumps(ANSWER)})
 
 
 def _ours() -> collections.Counter[str]:
@@ -128,13 +113,13 @@ async def _held(method: str, path: str, headers: list[tuple[bytes, bytes]], body
     gated.gate.set()
     gated.expected = -1
     for _ in range(3):
-        await _request(app, scope(), body)
+        await call(app, scope(), [body])
     gated.gate.clear()
     gated.waiting, gated.expected = 0, IN_FLIGHT
     tracemalloc.start()
     try:
         before = _ours()
-        tasks = [asyncio.ensure_future(_request(app, scope(), body)) for _ in range(IN_FLIGHT)]
+        tasks = [asyncio.ensure_future(call(app, scope(), [body])) for _ in range(IN_FLIGHT)]
         await asyncio.wait_for(gated.arrived.wait(), 30)
         during = _ours()
         gated.gate.set()
