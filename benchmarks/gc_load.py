@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
 import statistics
 import sys
 from collections.abc import Iterator, Sequence
@@ -55,21 +54,12 @@ def _setups(hold: int) -> list[Setup]:
 
 @contextlib.contextmanager
 def _servers(setups: Sequence[Setup], stack: Stack) -> Iterator[list[Server]]:
-    saved = {name: os.environ.get(name) for name in (GC_ENV, HOLD_ENV)}
     with contextlib.ExitStack() as stack_of_servers:
         servers = []
-        try:
-            for setup in setups:
-                os.environ[GC_ENV] = setup.collector
-                os.environ[HOLD_ENV] = str(setup.hold)
-                servers += stack_of_servers.enter_context(
-                    running_servers("mixed", [setup.variant], "full", stack))
-        finally:
-            for name, value in saved.items():
-                if value is None:
-                    os.environ.pop(name, None)
-                else:
-                    os.environ[name] = value
+        for setup in setups:
+            servers += stack_of_servers.enter_context(running_servers(
+                "mixed", [setup.variant], "full", stack,
+                {GC_ENV: setup.collector, HOLD_ENV: str(setup.hold)}))
         yield servers
 
 

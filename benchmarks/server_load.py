@@ -25,7 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -147,9 +147,10 @@ class Stack:
 
 
 def _start(app_kind: str, variant: str, mcp_parsing: str, stack: Stack,
-           log_dir: Path) -> Server:
+           log_dir: Path, extra_env: Mapping[str, str]) -> Server:
     port = free_port()
-    env = {**os.environ, APP_ENV: app_kind, VARIANT_ENV: variant, MCP_PARSING_ENV: mcp_parsing}
+    env = {**os.environ, **extra_env, APP_ENV: app_kind, VARIANT_ENV: variant,
+           MCP_PARSING_ENV: mcp_parsing}
     log_path = log_dir / f"{app_kind}-{port}.log"
     command = [sys.executable, "-m", "uvicorn", "serve:app_from_environment", "--factory",
                "--app-dir", str(BENCH_DIR), "--host", HOST, "--port", str(port),
@@ -209,13 +210,16 @@ def recorded(server: Server) -> tuple[int | None, int]:
 
 @contextlib.contextmanager
 def running_servers(app_kind: str, variants: Sequence[str], mcp_parsing: str,
-                    stack: Stack) -> Iterator[list[Server]]:
-    """Start one uvicorn per variant; stop exactly those processes afterwards."""
+                    stack: Stack, extra_env: Mapping[str, str] | None = None,
+                    ) -> Iterator[list[Server]]:
+    """Start one uvicorn per variant (``extra_env`` added to each one's environment); stop
+    exactly those processes afterwards."""
     with tempfile.TemporaryDirectory(prefix="asgi-mcp-metrics-bench-") as log_dir:
         servers: list[Server] = []
         try:
             for variant in variants:
-                servers.append(_start(app_kind, variant, mcp_parsing, stack, Path(log_dir)))
+                servers.append(_start(app_kind, variant, mcp_parsing, stack, Path(log_dir),
+                                      extra_env or {}))
             for server in servers:
                 _wait_ready(server)
             yield servers
