@@ -6,7 +6,10 @@ One uvicorn process serves the instrumented app and, on ``/metrics``, a
 the requests for the event loop and the GIL.  The load generator drives ``GET /items/42``;
 rounds with a scraper (one ``GET /metrics`` a second, asking for gzip-compressed OpenMetrics as a
 Prometheus server does) and rounds without alternate in a shuffled order, and the tables give
-the median over rounds of each round's p50 and p99 latency.
+the median over rounds of each round's p50 and p99 latency.  A p99 moves by a fifth between two
+rounds of the same arm on a 2-CPU machine, so the rise under scraping is the median over rounds
+of a scraped round's p99 against its own round's baseline, with the approximate 95 % interval
+of that median.
 
 The render keeps the text of every label child whose values have not moved since the last
 scrape, so a scraped round is run twice: scraping the registry as it is (only the load's own
@@ -33,6 +36,7 @@ from server_load import (
     load_once,
     running_servers,
 )
+from timing import median_interval
 
 SCRAPE_PATH = "/metrics"
 ITEMS = Load("/items/42")
@@ -66,12 +70,12 @@ class ScrapeResults:
     def p50_ms(self, name: str) -> float:
         return self._median(self.arm(name), "p50_us") / 1000
 
-    def rise_spread(self, name: str, baseline: str = "quiet") -> tuple[float, float]:
-        """Middle half of the p99 ratios of a scraped round to the same round's baseline."""
-        ratios = sorted(s.p99_us / q.p99_us for s, q in zip(self.arm(name), self.arm(baseline),
-                                                             strict=True))
-        quarter = len(ratios) // 4
-        return ratios[quarter] - 1, ratios[-1 - quarter] - 1
+    def rise(self, name: str, baseline: str = "quiet") -> tuple[float, tuple[float, float]]:
+        """How much a scraped round's p99 exceeds the same round's baseline: the median over
+        rounds of their ratio (minus one), and its approximate 95 % interval."""
+        ratios = [s.p99_us / q.p99_us - 1
+                  for s, q in zip(self.arm(name), self.arm(baseline), strict=True)]
+        return statistics.median(ratios), median_interval(ratios)
 
 
 class Scraper(threading.Thread):

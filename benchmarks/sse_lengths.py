@@ -15,7 +15,6 @@ per-round differences, ``median ± 1.58 * IQR / sqrt(rounds)`` (the notch of a b
 
 from __future__ import annotations
 
-import math
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -23,7 +22,7 @@ from dataclasses import dataclass
 from apps import BARE, SSE_EVENTS, VARIANTS, build_variant, sse_request
 from asgi_driver import UnexpectedReply, call
 from inprocess import Verified, check_sse, verify
-from timing import CLOCKS, Contender, interleave, middle_half, request_batch
+from timing import CLOCKS, Contender, interleave, median_interval, request_batch
 
 #: Stream lengths in events: short, the middle of a long stream, a long stream.
 LENGTHS = (SSE_EVENTS, 100, 200)
@@ -77,14 +76,6 @@ def _slopes(times: dict[int, list[float]], first: int, last: int) -> list[float]
 
 def _minus(values: Sequence[float], base: Sequence[float]) -> list[float]:
     return [value - other for value, other in zip(values, base, strict=True)]
-
-
-def median_interval(values: Sequence[float]) -> tuple[float, float]:
-    """Approximate 95 % interval of the median of ``values`` (McGill's notch)."""
-    center = statistics.median(values)
-    low, high = middle_half(values)
-    half_width = 1.58 * (high - low) / math.sqrt(len(values))
-    return center - half_width, center + half_width
 
 
 def _row(variant: str, times: dict[int, list[float]],

@@ -13,6 +13,7 @@ processes is not charged to whichever contender happened to be running.
 from __future__ import annotations
 
 import gc
+import math
 import random
 import statistics
 from collections.abc import Awaitable, Callable, Sequence
@@ -116,3 +117,11 @@ def middle_half(values: Sequence[float]) -> tuple[float, float]:
         return values[0], values[0]
     first, _, third = statistics.quantiles(values, n=4)
     return first, third
+
+
+def median_interval(values: Sequence[float]) -> tuple[float, float]:
+    """Approximate 95 % interval of the median of ``values`` (McGill's notch)."""
+    center = statistics.median(values)
+    low, high = middle_half(values)
+    half_width = 1.58 * (high - low) / math.sqrt(len(values))
+    return center - half_width, center + half_width

@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -580,6 +581,98 @@ async def test_renders_faster_than_the_threshold_stay_on_the_loop() -> None:
     assert collector.threads == [threading.current_thread()] * 2
 
 
+class CostlyOnceCollector:
+    """One gauge; its first collect() spends ``cost`` seconds of this thread's CPU time."""
+
+    def __init__(self, cost: float) -> None:
+        self.cost = cost
+        self.threads: list[threading.Thread] = []
+
+    def collect(self) -> Iterator[Metric]:
+        self.threads.append(threading.current_thread())
+        if len(self.threads) == 1:
+            spent_by = time.thread_time() + self.cost
+            while time.thread_time() < spent_by:
+                pass
+        yield GaugeMetricFamily("demo_queue_depth", "Queue depth.", value=3)
+
+
+async def test_an_offloaded_render_is_timed_by_its_cpu_not_its_pauses(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The pauses of an offloaded render (and waiting for a CPU) are not rendering: a render
+    that became cheap comes back to the event loop however long its last one took."""
+    from asgi_mcp_metrics import encoder as encoder_module
+    from asgi_mcp_metrics import exposition
+
+    pauses: list[str] = []
+
+    def long_pause() -> None:
+        pauses.append(threading.current_thread().name)
+        time.sleep(0.05)
+
+    monkeypatch.setattr(exposition, "_release_gil", long_pause)
+    monkeypatch.setattr(encoder_module, "PAUSE_AFTER_SECONDS", 0.0)
+    registry = CollectorRegistry()
+    jobs = Counter("jobs", "Jobs.", ["queue"], registry=registry)
+    for queue in ("a", "b", "c"):
+        jobs.labels(queue).inc()
+    monkeypatch.setattr(exposition, "library_metrics", lambda registry: [jobs])
+    costly = CostlyOnceCollector(cost=0.05)
+    registry.register(costly)
+    endpoint = MetricsEndpoint(registry=registry, render_offload_seconds=0.02)
+
+    replies = [await call(endpoint) for _ in range(3)]
+
+    loop_thread = threading.current_thread()
+    # 1: nothing known yet, in place (50 ms of CPU); 2: offloaded, cheap, but its pauses make
+    # it take over 150 ms; 3: back on the loop.
+    assert costly.threads[0] is loop_thread
+    assert costly.threads[1] is not loop_thread
+    assert costly.threads[2] is loop_thread
+    assert len(pauses) >= 3 and set(pauses) == {"asgi-mcp-metrics-render_0"}
+    assert {reply.body for reply in replies} == {replies[0].body}
+    assert b'jobs_total{queue="c"} 1.0\n' in replies[0].body
+
+
+@pytest.mark.parametrize(("series", "compressed_in"), [(10_000, "render thread"), (10, "loop")])
+async def test_a_large_body_is_compressed_off_the_event_loop(
+        monkeypatch: pytest.MonkeyPatch, series: int, compressed_in: str) -> None:
+    """Encoding holds the GIL and stays on the loop while it is quick; zlib does not need the
+    GIL, so a large body is compressed in the render thread while the loop serves requests."""
+    from asgi_mcp_metrics import exposition
+
+    compressing: list[threading.Thread] = []
+    original = exposition.gzipped
+
+    def recorded_gzipped(answer: Exposition) -> Exposition:
+        compressing.append(threading.current_thread())
+        return original(answer)
+
+    monkeypatch.setattr(exposition, "gzipped", recorded_gzipped)
+    collector = ThreadRecordingCollector(series=series)
+    registry = CollectorRegistry()
+    registry.register(collector)
+    endpoint = MetricsEndpoint(registry=registry, render_offload_seconds=3600)
+
+    plain = await call(endpoint)
+    compressed = await call(endpoint, headers=[("Accept-Encoding", "gzip")])
+
+    loop_thread = threading.current_thread()
+    assert collector.threads == [loop_thread, loop_thread]
+    [thread] = compressing
+    if compressed_in == "loop":
+        assert len(plain.body) < exposition.GZIP_IN_LOOP_BYTES
+        assert thread is loop_thread
+    else:
+        assert len(plain.body) >= exposition.GZIP_IN_LOOP_BYTES
+        assert thread.name == "asgi-mcp-metrics-render_0"
+    assert compressed.header("content-encoding") == "gzip"
+    assert compressed.header("content-length") == str(len(compressed.body))
+    assert gzip.decompress(compressed.body) == plain.body
+    assert plain.header("content-length") == str(len(plain.body))
+    assert compressed.header("vary") == plain.header("vary") == "Accept, Accept-Encoding"
+
+
 @pytest.mark.parametrize("offload", [0, 3600])
 async def test_failing_collector_gives_500_and_a_log_line(
     caplog: pytest.LogCaptureFixture, offload: float
@@ -626,7 +719,7 @@ def test_defaults() -> None:
 
     assert endpoint.registry is REGISTRY
     assert endpoint.gzip is True
-    assert endpoint.render_offload_seconds == 0.005
+    assert endpoint.render_offload_seconds == 0.003
 
 
 @pytest.mark.parametrize(
@@ -680,7 +773,7 @@ def test_repr_names_schemes_but_never_secrets() -> None:
 
     assert repr(endpoint) == (
         "MetricsEndpoint(auth=['bearer', 'basic', 'callable'], gzip=True, "
-        "render_offload_seconds=0.005)"
+        "render_offload_seconds=0.003)"
     )
 
 

@@ -340,11 +340,13 @@ class Settings:
     )
     # --- end of operator surfaces ---------------------------------------------------------
     render_offload_seconds: float = field(
-        default=0.005,
+        default=0.003,
         metadata=_meta(
             SECONDS,
-            "When a render took longer than this, later renders run in a thread of their "
-            "own, at a lower priority on Linux (0: always).",
+            "When encoding a scrape took more CPU time than this, later ones are encoded in "
+            "a thread of their own, at a lower priority on Linux, in slices that let the "
+            "event loop run between them (0: always). Bodies over 64 KiB are gzip-compressed "
+            "in that thread either way.",
         ),
     )
     variant: str = field(
