@@ -17,14 +17,20 @@ route moves, and it records into the app's registry, not this one), and scraping
 ``/metrics/churned``, where every series of the registry has changed since the last scrape
 (see :class:`serve.ChurnedScrapes`).  The changes are work of their own in the event loop, so
 the churned scrapes are compared with rounds that make the same changes without scraping.
+
+``python benchmarks/scrape_load.py`` compares the two ways the endpoint can encode (always on
+the event loop, always in its render thread), each arm in the same server and rounds; run.py
+measures the endpoint's defaults.
 """
 
 from __future__ import annotations
 
+import argparse
 import http.client
 import random
 import statistics
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from server_load import (
@@ -50,19 +56,16 @@ class ScrapeResults:
     seconds: float
     series: int
     scrapes: int
-    quiet: list[RunResult]
-    scraped: list[RunResult]
-    churn_only: list[RunResult]
-    churned: list[RunResult]
+    runs: dict[str, list[RunResult]]
 
     @staticmethod
     def _median(runs: list[RunResult], attribute: str) -> float:
         return statistics.median(getattr(run, attribute) for run in runs)
 
     def arm(self, name: str) -> list[RunResult]:
-        """``"quiet"``, ``"scraped"``, ``"churn_only"`` or ``"churned"``: that arm's rounds."""
-        runs: list[RunResult] = getattr(self, name)
-        return runs
+        """That arm's rounds: ``"quiet"``, ``"churn_only"``, or ``"scraped"`` / ``"churned"``
+        with an :data:`serve.ENCODE_MODES` suffix (``"scraped/in-loop"``)."""
+        return self.runs[name]
 
     def p99_ms(self, name: str) -> float:
         return self._median(self.arm(name), "p99_us") / 1000
@@ -109,11 +112,15 @@ class Scraper(threading.Thread):
 
 
 def run_scrape_load(*, rounds: int, seconds: float, connections: int, stack: Stack,
-                    seed: int = 7) -> ScrapeResults:
+                    seed: int = 7, modes: Sequence[str] = ("",)) -> ScrapeResults:
+    """Rounds of the quiet and churn-only arms, and of a scraped and a churned arm per encode
+    mode (``serve.ENCODE_MODES`` suffixes; ``""``: the endpoint's defaults)."""
     from serve import CHURN_ONLY_PATH, CHURNED_SCRAPE_PATH, SCRAPE_SERIES
 
-    paths = {"quiet": None, "scraped": SCRAPE_PATH, "churn_only": CHURN_ONLY_PATH,
-             "churned": CHURNED_SCRAPE_PATH}
+    paths: dict[str, str | None] = {"quiet": None, "churn_only": CHURN_ONLY_PATH}
+    for mode in modes:
+        paths[f"scraped{mode}"] = SCRAPE_PATH + mode
+        paths[f"churned{mode}"] = CHURNED_SCRAPE_PATH + mode
     with running_servers("scrape", ["asgi_mcp_metrics"], "full", stack) as servers:
         server = servers[0]
         load_once(server, ITEMS, connections=connections, seconds=1.0)  # warm-up
@@ -140,5 +147,33 @@ def run_scrape_load(*, rounds: int, seconds: float, connections: int, stack: Sta
                 if scraper.failure is not None or not scraper.scrapes:
                     raise LoadError(f"scraper: {scraper.failure or 'no scrape finished'}")
                 scrapes += scraper.scrapes
-    return ScrapeResults(rounds, seconds, SCRAPE_SERIES, scrapes, runs["quiet"],
-                         runs["scraped"], runs["churn_only"], runs["churned"])
+    return ScrapeResults(rounds, seconds, SCRAPE_SERIES, scrapes, runs)
+
+
+def main() -> None:
+    """Encoding on the event loop against encoding in the render thread, in one server."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=20)
+    parser.add_argument("--seconds", type=float, default=4.0)
+    parser.add_argument("--connections", type=int, default=4)
+    arguments = parser.parse_args()
+    modes = ("/in-loop", "/in-thread")
+    results = run_scrape_load(rounds=arguments.rounds, seconds=arguments.seconds,
+                              connections=arguments.connections, stack=Stack("h11", "asyncio"),
+                              modes=modes)
+    print(f"{results.rounds} rounds of {results.seconds:g} s per arm, {results.scrapes} "
+          f"scrapes of a {results.series:,}-line registry; p99 rise over the same round's "
+          "baseline, median over rounds (approximate 95 % interval)\n")
+    print("| one scrape a second | encoded on the event loop | encoded in the render thread |")
+    print("|---|---:|---:|")
+    for arm, baseline, case in (("scraped", "quiet", "nothing changed since the last scrape"),
+                                ("churned", "churn_only", "every series changed")):
+        cells = []
+        for mode in modes:
+            rise, (low, high) = results.rise(arm + mode, baseline)
+            cells.append(f"{100 * rise:+.0f} % ({100 * low:+.0f} - {100 * high:+.0f} %)")
+        print(f"| {case} | {' | '.join(cells)} |")
+
+
+if __name__ == "__main__":
+    main()

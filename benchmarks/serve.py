@@ -79,7 +79,7 @@ class RecordedProbe:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self.metrics is not None and scope["type"] == "http" and scope["path"] in (
-                "/metrics", CHURNED_SCRAPE_PATH, CHURN_ONLY_PATH):
+                METRICS_PATHS):
             await self.metrics(scope, receive, send)
             return
         if scope["type"] != "http" or scope["path"] != RECORDED_PATH:
@@ -107,47 +107,64 @@ SCRAPE_PATH = "/metrics"
 SCRAPE_SERIES = 10_000
 
 
+#: ``render_offload_seconds`` of the endpoint behind each path suffix (none: the default's):
+#: the same registry encoded always on the event loop, or always in the render thread.
+ENCODE_MODES = {"": None, "/in-loop": 3600.0, "/in-thread": 0.0}
+
+
 def scraped_registry() -> ASGIApp:
-    """A ``MetricsEndpoint`` over a registry of :data:`SCRAPE_SERIES` lines, default settings."""
+    """``MetricsEndpoint``s over a registry of :data:`SCRAPE_SERIES` lines, one per
+    :data:`ENCODE_MODES` suffix."""
     from asgi_mcp_metrics import MetricsEndpoint
     from render_bench import fill_registry
 
     # The factory runs inside uvicorn's event loop: fill the registry on a loop of its own.
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         registry, _ = pool.submit(asyncio.run, fill_registry(SCRAPE_SERIES, "full")).result()
-    return ChurnedScrapes(MetricsEndpoint(registry=registry), registry)
+    endpoints = {suffix: MetricsEndpoint(registry=registry) if threshold is None
+                 else MetricsEndpoint(registry=registry, render_offload_seconds=threshold)
+                 for suffix, threshold in ENCODE_MODES.items()}
+    return ChurnedScrapes(endpoints, registry)
 
 
 #: A scrape of this path finds every series of the registry changed since the last scrape.
 CHURNED_SCRAPE_PATH = "/metrics/churned"
 #: The same changes without a scrape: what the churned scrapes are compared with.
 CHURN_ONLY_PATH = "/metrics/churn-only"
+#: Every path the ``scrape`` app's endpoints answer.
+METRICS_PATHS = frozenset({CHURN_ONLY_PATH} | {path + suffix for suffix in ENCODE_MODES
+                                               for path in (SCRAPE_PATH, CHURNED_SCRAPE_PATH)})
 
 
 class ChurnedScrapes:
     """``/metrics`` as is; a scrape of ``/metrics/churned`` then changes every series of the
-    registry before the next scrape (``/metrics/churn-only`` does the same without
-    rendering) (the worst case for a render that keeps the text of what has not changed): it
-    observes into every histogram child and increments every counter child, a few children
-    every 10 ms over the next 0.9 s, in the event loop, as the traffic that changes them
-    would."""
+    registry before the next scrape (the worst case for a render that keeps the text of what
+    has not changed), and ``/metrics/churn-only`` does the same without rendering: it observes
+    into every histogram child and increments every counter child, a few children every 10 ms
+    over the next 0.9 s, in the event loop, as the traffic that changes them would.  Either
+    scrape path with an :data:`ENCODE_MODES` suffix goes to an endpoint that always encodes on
+    the event loop, or always in its render thread."""
 
     SPREAD_SECONDS = 0.9
     STEP_SECONDS = 0.01
 
-    def __init__(self, endpoint: ASGIApp, registry: Any) -> None:
-        self.endpoint = endpoint
+    def __init__(self, endpoints: dict[str, ASGIApp], registry: Any) -> None:
+        self.endpoints = endpoints
         self.registry = registry
         self.tasks: set[asyncio.Task[None]] = set()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["path"] == CHURN_ONLY_PATH:
+        path = scope["path"]
+        if path == CHURN_ONLY_PATH:
             await send({"type": "http.response.start", "status": 200,
                         "headers": [(b"content-length", b"0")]})
             await send({"type": "http.response.body", "body": b""})
         else:
-            await self.endpoint(scope, receive, send)
-        if scope["type"] == "http" and scope["path"] != SCRAPE_PATH:
+            suffix = next((suffix for suffix in ENCODE_MODES if suffix and path.endswith(suffix)),
+                          "")
+            path = path.removesuffix(suffix)
+            await self.endpoints[suffix](scope, receive, send)
+        if scope["type"] == "http" and path != SCRAPE_PATH:
             task = asyncio.get_running_loop().create_task(self._change_everything())
             self.tasks.add(task)
             task.add_done_callback(self.tasks.discard)
