@@ -40,8 +40,7 @@ if TYPE_CHECKING:
 
     from .config import EndpointOptions
 
-__all__ = ["AuthResult", "Exposition", "MetricsEndpoint", "authorize", "gzipped", "render",
-           "scrape_source"]
+__all__ = ["AuthResult", "Exposition", "MetricsEndpoint", "authorize", "render", "scrape_source"]
 
 logger = logging.getLogger(__name__)
 
@@ -294,11 +293,11 @@ class MetricsEndpoint:
     """ASGI app that serves the exposition; the caller's router decides the path.
 
     Encoding a scrape holds the GIL.  While it takes no more than ``render_offload_seconds`` of
-    CPU time it runs on the event loop, in one piece: a few requests wait for it once, rather
-    than every request of a longer span waiting for a slice of it.  A longer encoding makes the
-    following ones run in the render thread (one for the process, at a lower priority on
-    Linux), which pauses after every slice of work, so a large registry does not stall the
-    event loop; ``0`` always offloads.  Compression needs no GIL: a body of
+    CPU time it runs on the event loop, in one piece (for a short encoding, kinder to a busy
+    route's p99 than slices spread over a longer span; see ``docs/performance.md``).  A longer
+    encoding makes the following ones run in the render thread (one for the process, at a lower
+    priority on Linux), which pauses after every slice of work, so a large registry does not
+    stall the event loop; ``0`` always offloads.  Compression needs no GIL: a body of
     :data:`GZIP_IN_LOOP_BYTES` or more is compressed in the render thread either way.
     """
 
