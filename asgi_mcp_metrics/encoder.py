@@ -313,13 +313,19 @@ class _Family:
 
     @staticmethod
     def _histogram_text(prefix: tuple[str, ...], state: list[float], has_sum: bool) -> bytes:
+        # Most buckets of a histogram hold no observation of their own: their cumulative count
+        # is the one before, and so is its text, formatted once for the run of them.
         lines = []
         acc = 0.0
+        count = "0.0\n"
         buckets = len(state) - 1 if has_sum else len(state)
         for bucket in range(buckets):
-            acc += state[bucket]
-            lines.append(f"{prefix[bucket]}{_go(acc)}\n")
-        lines.append(f"{prefix[buckets]}{_go(acc)}\n")
+            observed = state[bucket]
+            if observed:
+                acc += observed
+                count = f"{_go(acc)}\n"
+            lines.append(prefix[bucket] + count)
+        lines.append(prefix[buckets] + count)
         if has_sum:
             lines.append(f"{prefix[buckets + 1]}{_go(state[-1])}\n")
         return "".join(lines).encode()
