@@ -73,7 +73,7 @@ def test_defaults_match_the_option_table() -> None:
     assert settings.gzip is True
     assert settings.created_series is False
     assert settings.reap_dead_workers is True
-    assert settings.render_offload_seconds == 0.003
+    assert settings.render_offload_seconds == 0.001
     assert settings.variant == ""
     assert settings.auth is None
     assert settings.identity_resolver is None

@@ -719,7 +719,7 @@ def test_defaults() -> None:
 
     assert endpoint.registry is REGISTRY
     assert endpoint.gzip is True
-    assert endpoint.render_offload_seconds == 0.003
+    assert endpoint.render_offload_seconds == 0.001
 
 
 @pytest.mark.parametrize(
@@ -773,7 +773,7 @@ def test_repr_names_schemes_but_never_secrets() -> None:
 
     assert repr(endpoint) == (
         "MetricsEndpoint(auth=['bearer', 'basic', 'callable'], gzip=True, "
-        "render_offload_seconds=0.003)"
+        "render_offload_seconds=0.001)"
     )
 
 

@@ -340,7 +340,7 @@ class Settings:
     )
     # --- end of operator surfaces ---------------------------------------------------------
     render_offload_seconds: float = field(
-        default=0.003,
+        default=0.001,
         metadata=_meta(
             SECONDS,
             "When encoding a scrape took more CPU time than this, later ones are encoded in "
