@@ -288,8 +288,8 @@ def render(settings: Settings, mcp_parsing: str, out: Collected) -> None:
         mcp_parsing=mcp_parsing, clock=settings.clock))
     out.sections.append(
         "## `/metrics` render time\n\nIn-process through `MetricsEndpoint` (default settings: "
-        "an encoding that took more than 5 ms of CPU moves the next ones to its render thread, "
-        "and a body over 64 KiB is compressed there), median of "
+        f"an encoding that took more than {_offload_ms():g} ms of CPU moves the next ones to its "
+        "render thread, and a body over 64 KiB is compressed there), median of "
         f"{settings.render_repeats} scrapes per format of a registry that does not change "
         "between them (the encoder keeps the text of unchanged children; the encoder table "
         f"below has the case where every series changed); {_clock_words(settings.clock)}.\n\n"
@@ -301,6 +301,13 @@ def render(settings: Settings, mcp_parsing: str, out: Collected) -> None:
             f"{encoder.reference_ms:.1f} ms); middle half {encoder.spread[0]:.1f} - "
             f"{encoder.spread[1]:.1f}x", report.verdict(encoder.speedup, encoder.spread,
                                                         at_least=3)))
+
+
+def _offload_ms() -> float:
+    """The endpoint's default ``render_offload_seconds``, in milliseconds."""
+    from asgi_mcp_metrics.config import Settings as EndpointSettings
+
+    return EndpointSettings().render_offload_seconds * 1000
 
 
 def scrape_while_serving(settings: Settings, out: Collected) -> None:
