@@ -293,12 +293,13 @@ class MetricsEndpoint:
     """ASGI app that serves the exposition; the caller's router decides the path.
 
     Encoding a scrape holds the GIL.  While it takes no more than ``render_offload_seconds`` of
-    CPU time it runs on the event loop, in one piece (for a short encoding, kinder to a busy
-    route's p99 than slices spread over a longer span; see ``docs/performance.md``).  A longer
-    encoding makes the following ones run in the render thread (one for the process, at a lower
-    priority on Linux), which pauses after every slice of work, so a large registry does not
-    stall the event loop; ``0`` always offloads.  Compression needs no GIL: a body of
-    :data:`GZIP_IN_LOOP_BYTES` or more is compressed in the render thread either way.
+    CPU time it runs on the event loop, in one piece: for a small registry, less work than
+    handing it to a thread.  A longer encoding makes the following ones run in the render
+    thread (one for the process, at a lower priority on Linux), which pauses after every slice
+    of work, so a large registry does not stall the event loop (and, next to a busy route,
+    costs its p99 less than on the loop: see ``docs/performance.md``); ``0`` always offloads.
+    Compression needs no GIL: a body of :data:`GZIP_IN_LOOP_BYTES` or more is compressed in the
+    render thread either way.
     """
 
     def __init__(self, *, registry: CollectorRegistry | None = None,
