@@ -83,14 +83,20 @@ class FixedCollector:
 
 
 class ThreadRecordingCollector:
-    """Many series; remembers which thread each collect() ran on."""
+    """Many series; remembers which thread each collect() ran on.  The first collect() spends
+    ``first_cpu_seconds`` of its thread's CPU time."""
 
-    def __init__(self, series: int) -> None:
+    def __init__(self, series: int, first_cpu_seconds: float = 0.0) -> None:
         self.series = series
+        self.first_cpu_seconds = first_cpu_seconds
         self.threads: list[threading.Thread] = []
 
     def collect(self) -> Iterator[Metric]:
         self.threads.append(threading.current_thread())
+        if len(self.threads) == 1:
+            spent_by = time.thread_time() + self.first_cpu_seconds
+            while time.thread_time() < spent_by:
+                pass
         family = GaugeMetricFamily("demo_shard_items", "Items per shard.", labels=["shard"])
         for shard in range(self.series):
             family.add_metric([str(shard)], shard)
@@ -581,22 +587,6 @@ async def test_renders_faster_than_the_threshold_stay_on_the_loop() -> None:
     assert collector.threads == [threading.current_thread()] * 2
 
 
-class CostlyOnceCollector:
-    """One gauge; its first collect() spends ``cost`` seconds of this thread's CPU time."""
-
-    def __init__(self, cost: float) -> None:
-        self.cost = cost
-        self.threads: list[threading.Thread] = []
-
-    def collect(self) -> Iterator[Metric]:
-        self.threads.append(threading.current_thread())
-        if len(self.threads) == 1:
-            spent_by = time.thread_time() + self.cost
-            while time.thread_time() < spent_by:
-                pass
-        yield GaugeMetricFamily("demo_queue_depth", "Queue depth.", value=3)
-
-
 async def test_an_offloaded_render_is_timed_by_its_cpu_not_its_pauses(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """The pauses of an offloaded render (and waiting for a CPU) are not rendering: a render
@@ -617,7 +607,7 @@ async def test_an_offloaded_render_is_timed_by_its_cpu_not_its_pauses(
     for queue in ("a", "b", "c"):
         jobs.labels(queue).inc()
     monkeypatch.setattr(exposition, "library_metrics", lambda registry: [jobs])
-    costly = CostlyOnceCollector(cost=0.05)
+    costly = ThreadRecordingCollector(series=1, first_cpu_seconds=0.05)
     registry.register(costly)
     endpoint = MetricsEndpoint(registry=registry, render_offload_seconds=0.02)
 
