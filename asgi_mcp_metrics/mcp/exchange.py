@@ -114,7 +114,8 @@ class McpExchange(McpResponse):
             return
         if not request.headers_used and not request.parsed:
             request.from_headers()  # no response at all: the headers may still name it
-        self._sessions(status, ended)
+        if status >= 400 or self.session_id or request.http_method == "DELETE":
+            self._sessions(status, ended)  # (nothing to settle otherwise)
         if request.operations:
             self._settle(error, disconnected, ended)
 

@@ -101,12 +101,17 @@ class McpRequest(CappedBody):
         return LEGACY if self.legacy_post_session is not None else STREAMABLE
 
     def feed(self, chunk: bytes, more_body: bool) -> None:
-        if not self.body_cap:
+        cap = self.body_cap
+        if not cap:
             return
-        whole = self.take_body(chunk, more_body)
-        if whole is None:
-            return
-        data, overflowed = whole
+        if more_body or self.body is not None or type(chunk) is not bytes:
+            whole = self.take_body(chunk, more_body)
+            if whole is None:
+                return
+            data, overflowed = whole
+        else:  # the whole body in one message, the common case, read as take_body reads it
+            self.body_cap = 0
+            data, overflowed = chunk, len(chunk) > cap
         if overflowed:
             self.invalid = "too_large"
             self.from_headers()

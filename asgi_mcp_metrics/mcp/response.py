@@ -142,12 +142,17 @@ class McpResponse(CappedBody):
                                                sse.overflows - overflows)
                     self.unparsed = True
             return self.sse is not None
-        if not self.body_cap:
+        cap = self.body_cap
+        if not cap:
             return False
-        whole = self.take_body(chunk, more_body)
-        if whole is None:
-            return True
-        data, overflowed = whole
+        if more_body or self.body is not None or type(chunk) is not bytes:
+            whole = self.take_body(chunk, more_body)
+            if whole is None:
+                return True
+            data, overflowed = whole
+        else:  # the whole body in one message, the common case, read as take_body reads it
+            self.body_cap = 0
+            data, overflowed = chunk, len(chunk) > cap
         if overflowed:
             self.recording.parse_limit("json_response", "too_large")
             self.unparsed = True
@@ -163,7 +168,8 @@ class McpResponse(CappedBody):
             self.sse = None
             if sse.truncated and self.request.is_mcp:
                 self.recording.parse_limit("sse_frame", "truncated")
-        self.stop_reading()
+        if self.body_cap:
+            self.stop_reading()
 
     def _event(self, event: SSEEvent, now: float) -> None:
         self.frames += 1

@@ -26,13 +26,19 @@ _SENTINEL_MIN_LEN: Final = len(_SENTINEL_PREFIX) + len(_SENTINEL_SUFFIX)
 
 #: The :class:`McpHeaders` field of each header name read as plain latin-1 text.
 _FIELDS: Final = {
-    b"mcp-method": "method",
     b"mcp-session-id": "session_id",
     b"last-event-id": "last_event_id",
 }
 _WANTED: Final = frozenset(
-    {*_FIELDS, b"mcp-name", b"mcp-protocol-version", b"accept", b"content-type"})
+    {*_FIELDS, b"mcp-method", b"mcp-name", b"mcp-protocol-version", b"accept",
+     b"content-type"})
 _VERSIONS: Final = {version.encode("ascii"): version for version in PROTOCOL_VERSIONS}
+#: ``Mcp-Method`` and ``Mcp-Name`` values seen before, as text: a client names the same few
+#: methods and tools again and again, and a shared string is neither copied per request nor
+#: hashed again by the label look-ups it goes through.  Bounded in entries and in length.
+_SHARED_TEXT: dict[bytes, str] = {}
+_MAX_SHARED_TEXTS: Final = 1024
+_MAX_SHARED_LENGTH: Final = 128
 
 
 @dataclass(slots=True)
@@ -123,15 +129,26 @@ def read_headers(
             if found.protocol_version is None:
                 # A known version is one shared string, not a copy per request.
                 found.protocol_version = _VERSIONS.get(value) or value.decode("latin-1")
+        elif name == b"mcp-method":
+            if found.method is None:
+                found.method = _SHARED_TEXT.get(value) or _shared_text(value)
         elif name == b"mcp-name":
             if found.name is None:
                 found.name = (decode_header_value(value) if value.startswith(_SENTINEL_PREFIX)
-                              else value.decode("latin-1"))
+                              else _SHARED_TEXT.get(value) or _shared_text(value))
         else:
             field = _FIELDS[name]
             if getattr(found, field) is None:
                 setattr(found, field, value.decode("latin-1"))
     return found, content_type, accept
+
+
+def _shared_text(value: bytes) -> str:
+    """``value`` as latin-1 text, kept in :data:`_SHARED_TEXT` while there is room."""
+    text = value.decode("latin-1")
+    if len(value) <= _MAX_SHARED_LENGTH and len(_SHARED_TEXT) < _MAX_SHARED_TEXTS:
+        _SHARED_TEXT[value] = text
+    return text
 
 
 def media_type(content_type: str | None) -> str | None:

@@ -157,6 +157,27 @@ def test_malformed_name_sentinel() -> None:
     assert mcp_request_headers([(b"mcp-name", sentinel(b"%%%"))]).name == "_invalid"
 
 
+def test_method_and_name_texts_are_shared_within_bounds(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from asgi_mcp_metrics.mcp.wire import headers as module
+
+    monkeypatch.setattr(module, "_SHARED_TEXT", {})
+    first = mcp_request_headers([(b"mcp-method", b"tools/call"), (b"mcp-name", b"add")])
+    again = mcp_request_headers([(b"mcp-method", b"tools/call"), (b"mcp-name", b"add")])
+    # The same string objects: neither copied nor hashed again for the second request.
+    assert (again.method, again.name) == ("tools/call", "add")
+    assert again.method is first.method and again.name is first.name
+    long_name = b"t" * (module._MAX_SHARED_LENGTH + 1)
+    assert mcp_request_headers([(b"mcp-name", long_name)]).name == long_name.decode()
+    names = [f"tool{i}".encode() for i in range(module._MAX_SHARED_TEXTS + 100)]
+    for name in names:
+        assert mcp_request_headers([(b"mcp-name", name)]).name == name.decode()
+    # Full: the first names are kept, the rest (and the long one) are read every time.
+    assert len(module._SHARED_TEXT) == module._MAX_SHARED_TEXTS
+    assert long_name not in module._SHARED_TEXT and names[-1] not in module._SHARED_TEXT
+    assert mcp_request_headers([(b"mcp-name", names[-1])]).name == names[-1].decode()
+
+
 def test_response_headers_work_too() -> None:
     headers = [
         (b"content-type", b"text/event-stream"),
