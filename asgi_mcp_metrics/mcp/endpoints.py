@@ -18,7 +18,8 @@ if TYPE_CHECKING:
 
 #: Paths remembered as MCP endpoints, legacy stream endpoints, or plain JSON APIs, each.
 MAX_REMEMBERED_PATHS: Final = 1024
-
+#: The request headers that may make a GET an MCP stream.
+_STREAM_SIGNALS: Final = frozenset({b"accept", b"mcp-session-id", b"mcp-method"})
 
 
 class Endpoints:
@@ -68,17 +69,31 @@ def _add_capped(paths: set[str], path: str) -> None:
         paths.add(path)
 
 
-def may_be_mcp(method: str, headers: McpHeaders, content_type: bytes | None,
-               accept: bytes | None, *, streams: bool = True) -> bool:
-    """On a path not known yet: a header only MCP clients send, a JSON POST, or (``streams``:
-    the path has not shown a plain event stream) a GET that accepts an event stream (a legacy
-    ``/sse`` connect).  ``headers``, ``content_type`` and ``accept``: the request's headers as
-    :func:`~.wire.headers.read_headers` reads them."""
+def may_be_mcp(method: str, headers: McpHeaders, content_type: bytes | None) -> bool:
+    """A POST or DELETE on a path not known yet: a header only MCP clients send, or a JSON POST.
+    ``headers`` and ``content_type``: the request's headers as
+    :func:`~.wire.headers.read_headers` reads them.  (A GET: :func:`may_open_mcp_stream`.)"""
     if headers.session_id is not None or headers.method is not None:
         return True
     # (bytes.find: ``in`` on bytes takes a slower path.)
-    if method == "POST":
-        return content_type is not None and content_type.lower().find(b"json") >= 0
-    if method == "GET" and streams:
-        return accept is not None and accept.lower().find(b"text/event-stream") >= 0
+    return method == "POST" and content_type is not None and \
+        content_type.lower().find(b"json") >= 0
+
+
+def may_open_mcp_stream(headers: Iterable[tuple[bytes, bytes]], *, streams: bool) -> bool:
+    """A GET on a path not known yet, from its raw ASGI headers: a header only MCP clients
+    send, or (``streams``: the path has not shown a plain event stream) an ``Accept`` that takes
+    an event stream (a legacy ``/sse`` connect).  One pass and no objects: most GETs are plain
+    ones, and this is all they pay for MCP."""
+    for name, value in headers:
+        if name not in _STREAM_SIGNALS:
+            if name.islower():
+                continue
+            name = name.lower()
+            if name not in _STREAM_SIGNALS:
+                continue
+        if name != b"accept":
+            return True
+        if streams and value.lower().find(b"text/event-stream") >= 0:
+            return True
     return False

@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections.abc import MutableMapping
 from typing import TYPE_CHECKING, Any
 
-from .endpoints import Endpoints, may_be_mcp
+from .endpoints import Endpoints, may_be_mcp, may_open_mcp_stream
 from .exchange import McpExchange
 from .policy import ReadPolicy
 from .recording import McpRecording
@@ -58,9 +58,12 @@ class McpTracker:
         known = endpoints.classify(method, path)
         if known is None:
             return None
-        headers, content_type, accept = read_headers(scope["headers"])
-        if not known and not may_be_mcp(method, headers, content_type, accept,
-                                         streams=path not in endpoints.plain_stream_paths):
+        raw = scope["headers"]
+        if not known and method == "GET" and not may_open_mcp_stream(
+                raw, streams=path not in endpoints.plain_stream_paths):
+            return None  # a plain GET, most requests: one pass over its headers, no objects
+        headers, content_type, _ = read_headers(raw)
+        if not known and method != "GET" and not may_be_mcp(method, headers, content_type):
             return None
         if self.sessions.idle:
             self.sessions.sweep(started)

@@ -132,8 +132,14 @@ async def test_non_mcp_traffic_is_not_observed(registry: CollectorRegistry) -> N
     assert tracker.observe(http_scope("/form", "POST", headers=[
         (b"content-type", b"application/x-www-form-urlencoded")]), 0) is None
     assert tracker.observe(http_scope("/x", "DELETE"), 0) is None
+    assert tracker.observe(http_scope("/page", "GET", headers=[
+        (b"Host", b"x"), (b"ACCEPT", b"application/json"), (b"accept", b"*/*")]), 0) is None
     # What may be MCP is looked at, whatever the case of the header names.
     for method, headers in [("GET", [(b"Accept", b"text/event-stream")]),
+                            ("GET", [(b"accept", b"application/json"),
+                                     (b"Accept", b"Text/Event-Stream")]),
+                            ("GET", [(b"Mcp-Session-Id", b"s")]),
+                            ("GET", [(b"host", b"x"), (b"mcp-method", b"tools/list")]),
                             ("DELETE", [(b"Mcp-Session-Id", b"s")]),
                             ("POST", [(b"content-type", b"Application/JSON")]),
                             ("POST", [(b"mcp-method", b"tools/list")])]:
