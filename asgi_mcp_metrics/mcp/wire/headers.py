@@ -24,14 +24,8 @@ _SENTINEL_PREFIX: Final = b"=?base64?"
 _SENTINEL_SUFFIX: Final = b"?="
 _SENTINEL_MIN_LEN: Final = len(_SENTINEL_PREFIX) + len(_SENTINEL_SUFFIX)
 
-#: The :class:`McpHeaders` field of each header name read as plain latin-1 text.
-_FIELDS: Final = {
-    b"mcp-session-id": "session_id",
-    b"last-event-id": "last_event_id",
-}
-_WANTED: Final = frozenset(
-    {*_FIELDS, b"mcp-method", b"mcp-name", b"mcp-protocol-version", b"accept",
-     b"content-type"})
+_WANTED: Final = frozenset({b"mcp-method", b"mcp-name", b"mcp-protocol-version",
+                            b"mcp-session-id", b"last-event-id", b"accept", b"content-type"})
 _VERSIONS: Final = {version.encode("ascii"): version for version in PROTOCOL_VERSIONS}
 #: ``Mcp-Method`` and ``Mcp-Name`` values seen before, as text: a client names the same few
 #: methods and tools again and again, and a shared string is neither copied per request nor
@@ -136,10 +130,11 @@ def read_headers(
             if found.name is None:
                 found.name = (decode_header_value(value) if value.startswith(_SENTINEL_PREFIX)
                               else _SHARED_TEXT.get(value) or _shared_text(value))
-        else:
-            field = _FIELDS[name]
-            if getattr(found, field) is None:
-                setattr(found, field, value.decode("latin-1"))
+        elif name == b"mcp-session-id":
+            if found.session_id is None:
+                found.session_id = value.decode("latin-1")
+        elif found.last_event_id is None:  # (last-event-id, the one left)
+            found.last_event_id = value.decode("latin-1")
     return found, content_type, accept
 
 
