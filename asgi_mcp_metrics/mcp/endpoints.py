@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Final
 
 if TYPE_CHECKING:
-    from .wire.headers import McpHeaders
+    from .wire.headers import RequestHeaders
 
 #: Paths remembered as MCP endpoints, legacy stream endpoints, or plain JSON APIs, each.
 MAX_REMEMBERED_PATHS: Final = 1024
@@ -69,11 +69,12 @@ def _add_capped(paths: set[str], path: str) -> None:
         paths.add(path)
 
 
-def may_be_mcp(method: str, headers: McpHeaders, content_type: bytes | None) -> bool:
+def may_be_mcp(method: str, headers: RequestHeaders) -> bool:
     """A POST or DELETE on a path not known yet: a header only MCP clients send, or a JSON POST.
-    ``headers`` and ``content_type``: the request's headers as
-    :func:`~.wire.headers.read_headers` reads them.  (A GET: :func:`may_open_mcp_stream`.)"""
-    if headers.session_id is not None or headers.method is not None:
+    ``headers``: the request's headers as :func:`~.wire.headers.read_headers` reads them.  (A
+    GET: :func:`may_open_mcp_stream`.)"""
+    header_method, _, _, session_id, _, content_type, _ = headers
+    if session_id is not None or header_method is not None:
         return True
     # (bytes.find: ``in`` on bytes takes a slower path.)
     return method == "POST" and content_type is not None and \

@@ -25,7 +25,6 @@ from .operations import (
 )
 from .request import McpRequest
 from .response import McpResponse
-from .wire.headers import McpHeaders
 from .wire.jsonrpc import (
     INVALID_EMPTY,
     INVALID_JSON,
@@ -41,6 +40,7 @@ if TYPE_CHECKING:
     from .policy import ReadPolicy
     from .recording import McpRecording
     from .sessions import Sessions
+    from .wire.headers import RequestHeaders
 
 #: Request bodies we could not read as JSON-RPC at all (the SDKs answer these with -32700).
 _UNPARSABLE: Final = frozenset({INVALID_EMPTY, INVALID_UTF8, INVALID_JSON, INVALID_TOO_DEEP})
@@ -55,16 +55,16 @@ class McpExchange(McpResponse):
 
     def __init__(self, policy: ReadPolicy, recording: McpRecording, sessions: Sessions,
                  endpoints: Endpoints, scope: MutableMapping[str, Any], started: float,
-                 headers: McpHeaders, known: bool) -> None:
+                 headers: RequestHeaders, known: bool) -> None:
+        request = McpRequest(policy, recording, sessions, scope, started, headers, known)
         #: The session this exchange belongs to: while it lasts, the session is not idle.
         #: (``session_id`` is the new session a response may start.)  The request keeps the
         #: live session's own id string, not the copy decoded from the header.
-        held = headers.session_id
+        held = request.header_session
         if held is not None:
-            held = headers.session_id = sessions.enter(held)
+            held = request.header_session = sessions.enter(held)
         self.held_session = held
-        McpResponse.__init__(self, policy, recording, sessions, endpoints, McpRequest(
-            policy, recording, sessions, scope, started, headers, known))
+        McpResponse.__init__(self, policy, recording, sessions, endpoints, request)
 
     def request_body(self, chunk: bytes, more_body: bool) -> None:
         self.request.feed(chunk, more_body)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from .operations import Operation
 from .wire.body import BoundedBuffer, CappedBody
-from .wire.headers import McpHeaders, session_id_from_query
+from .wire.headers import RequestHeaders, session_id_from_query
 from .wire.jsonrpc import IdKey, Message, Parsed, classify, decode, messages_of, parse_messages
 from .wire.vocabulary import (
     HANDSHAKE_VERSIONS,
@@ -52,33 +52,32 @@ class McpRequest(CappedBody):
                  "recording", "sessions", "started", "subscription", "version")
 
     def __init__(self, policy: ReadPolicy, recording: McpRecording, sessions: Sessions,
-                 scope: MutableMapping[str, Any], started: float, headers: McpHeaders,
+                 scope: MutableMapping[str, Any], started: float, headers: RequestHeaders,
                  known: bool) -> None:
         self.recording = recording
         self.sessions = sessions
         self.started = started
-        # The header values, not the McpHeaders they came in: one object fewer held for as
-        # long as the exchange lasts (a GET stream's, for hours).
-        self.header_method = headers.method
-        self.header_name = headers.name
-        self.header_session = headers.session_id
-        self.header_version = headers.protocol_version
-        self.last_event_id = headers.last_event_id
+        method, name, version, session_id, last_event_id, _, _ = headers
+        self.header_method = method
+        self.header_name = name
+        self.header_session = session_id
+        self.header_version = version
+        self.last_event_id = last_event_id
         self.http_method: str = scope["method"]
         self.path: str = scope["path"]
         post = self.http_method == "POST"
         query = scope.get("query_string") if post else None
         self.legacy_post_session = session_id_from_query(query) if query else None
-        era = _ERAS.get(headers.protocol_version)
+        era = _ERAS.get(version)
         if era is None:
-            era = (version_label(headers.protocol_version), is_modern(headers.protocol_version))
+            era = (version_label(version), is_modern(version))
         self.version, self.modern = era
         #: The body's cap while it is to be read (0: not read), and its buffer once it comes
         #: in more than one message.
         self.body_cap = policy.max_body_bytes if post and policy.parse_requests else 0
         self.body: BoundedBuffer | None = None
         # Only MCP clients send Mcp-Method or Mcp-Session-Id.
-        self.is_mcp = known or headers.method is not None or headers.session_id is not None
+        self.is_mcp = known or method is not None or session_id is not None
         #: Why the body could not be read as JSON-RPC (a parse-limit reason), if it could not.
         self.invalid: str | None = None
         self.invalid_elements = 0

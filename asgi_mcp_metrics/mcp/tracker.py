@@ -62,8 +62,8 @@ class McpTracker:
         if not known and method == "GET" and not may_open_mcp_stream(
                 raw, streams=path not in endpoints.plain_stream_paths):
             return None  # a plain GET, most requests: one pass over its headers, no objects
-        headers, content_type, _ = read_headers(raw)
-        if not known and method != "GET" and not may_be_mcp(method, headers, content_type):
+        headers = read_headers(raw)
+        if not known and method != "GET" and not may_be_mcp(method, headers):
             return None
         if self.sessions.idle:
             self.sessions.sweep(started)

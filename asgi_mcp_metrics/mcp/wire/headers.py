@@ -24,8 +24,12 @@ _SENTINEL_PREFIX: Final = b"=?base64?"
 _SENTINEL_SUFFIX: Final = b"?="
 _SENTINEL_MIN_LEN: Final = len(_SENTINEL_PREFIX) + len(_SENTINEL_SUFFIX)
 
-_WANTED: Final = frozenset({b"mcp-method", b"mcp-name", b"mcp-protocol-version",
-                            b"mcp-session-id", b"last-event-id", b"accept", b"content-type"})
+_CONTENT_TYPE, _ACCEPT, _VERSION, _METHOD, _NAME, _SESSION, _LAST_EVENT_ID = range(7)
+#: The request headers the metrics read, by name.
+_WANTED: Final = {b"content-type": _CONTENT_TYPE, b"accept": _ACCEPT,
+                  b"mcp-protocol-version": _VERSION, b"mcp-method": _METHOD,
+                  b"mcp-name": _NAME, b"mcp-session-id": _SESSION,
+                  b"last-event-id": _LAST_EVENT_ID}
 _VERSIONS: Final = {version.encode("ascii"): version for version in PROTOCOL_VERSIONS}
 #: ``Mcp-Method`` and ``Mcp-Name`` values seen before, as text: a client names the same few
 #: methods and tools again and again, and a shared string is neither copied per request nor
@@ -89,53 +93,63 @@ def mcp_request_headers(headers: Iterable[tuple[bytes, bytes]]) -> McpHeaders:
     whose repeated values are joined with ``", "`` as HTTP defines. Works on
     response header lists too (``mcp-session-id``, ``content-type``).
     """
-    found, content_type, accept = read_headers(headers)
-    if content_type is not None:
-        found.content_type = content_type.decode("latin-1")
-    if accept is not None:
-        found.accept = accept.decode("latin-1")
-    return found
+    method, name, version, session_id, last_event_id, content_type, accept = \
+        read_headers(headers)
+    return McpHeaders(method, name, version, session_id,
+                      None if accept is None else accept.decode("latin-1"),
+                      None if content_type is None else content_type.decode("latin-1"),
+                      last_event_id)
 
 
-def read_headers(
-    headers: Iterable[tuple[bytes, bytes]],
-) -> tuple[McpHeaders, bytes | None, bytes | None]:
-    """One pass over an ASGI header list: the :class:`McpHeaders` without ``accept`` and
-    ``content_type``, and those two raw (``None`` when absent), as
-    :func:`mcp_request_headers` reads them."""
-    found = McpHeaders()
-    content_type: bytes | None = None
-    accept: bytes | None = None
-    for name, value in headers:
-        if name not in _WANTED:
+#: What :func:`read_headers` returns: ``Mcp-Method``, ``Mcp-Name``, ``MCP-Protocol-Version``,
+#: ``Mcp-Session-Id`` and ``Last-Event-Id`` as text, ``Content-Type`` and ``Accept`` raw.
+RequestHeaders = tuple[str | None, str | None, str | None, str | None, str | None,
+                       bytes | None, bytes | None]
+
+
+def read_headers(headers: Iterable[tuple[bytes, bytes]]) -> RequestHeaders:
+    """One pass over an ASGI header list: the values :func:`mcp_request_headers` reads, as a
+    plain tuple (see :data:`RequestHeaders`; ``None`` when absent).  The tracker reads every
+    MCP request's headers with this, so it makes no object but the tuple."""
+    content_type = accept = version = method = name = session_id = last_event_id = None
+    for key, value in headers:
+        if key not in _WANTED:
             # ASGI servers send lowercase names; only pay for lower() when needed.
-            if name.islower():
+            if key.islower():
                 continue
-            name = name.lower()
-            if name not in _WANTED:
+            key = key.lower()
+            if key not in _WANTED:
                 continue
-        if name == b"content-type":
+        field = _WANTED[key]  # (small integers: compared faster than the names)
+        if field == _CONTENT_TYPE:
             if content_type is None:
                 content_type = value
-        elif name == b"accept":
+        elif field == _ACCEPT:
             accept = value if accept is None else accept + b", " + value
-        elif name == b"mcp-protocol-version":
-            if found.protocol_version is None:
-                # A known version is one shared string, not a copy per request.
-                found.protocol_version = _VERSIONS.get(value) or value.decode("latin-1")
-        elif name == b"mcp-method":
-            if found.method is None:
-                found.method = _SHARED_TEXT.get(value) or _shared_text(value)
-        elif name == b"mcp-name":
-            if found.name is None:
-                found.name = (decode_header_value(value) if value.startswith(_SENTINEL_PREFIX)
-                              else _SHARED_TEXT.get(value) or _shared_text(value))
-        elif name == b"mcp-session-id":
-            if found.session_id is None:
-                found.session_id = value.decode("latin-1")
-        elif found.last_event_id is None:  # (last-event-id, the one left)
-            found.last_event_id = value.decode("latin-1")
-    return found, content_type, accept
+        elif field == _VERSION:
+            if version is None:
+                version = value
+        elif field == _METHOD:
+            if method is None:
+                method = value
+        elif field == _NAME:
+            if name is None:
+                name = value
+        elif field == _SESSION:
+            if session_id is None:
+                session_id = value
+        elif last_event_id is None:  # (_LAST_EVENT_ID, the one left)
+            last_event_id = value
+    return (
+        None if method is None else _SHARED_TEXT.get(method) or _shared_text(method),
+        None if name is None else (
+            decode_header_value(name) if name.startswith(_SENTINEL_PREFIX)
+            else _SHARED_TEXT.get(name) or _shared_text(name)),
+        # A known version is one shared string, not a copy per request.
+        None if version is None else _VERSIONS.get(version) or version.decode("latin-1"),
+        None if session_id is None else session_id.decode("latin-1"),
+        None if last_event_id is None else last_event_id.decode("latin-1"),
+        content_type, accept)
 
 
 def _shared_text(value: bytes) -> str:
