@@ -52,32 +52,53 @@ class LockedValue:
 def writable(value: Any) -> Any:
     """What to call ``inc`` on to add to ``value``: a :class:`LockedValue` for a ``MutexValue``
     (in-process), the value itself otherwise (multiprocess mode)."""
-    if type(value) is MutexValue and hasattr(value, "_lock") and hasattr(value, "_value"):
-        return LockedValue(value)
-    return value
+    return LockedValue(value) if _is_locked(value) else value
+
+
+def _is_locked(value: Any) -> bool:
+    return type(value) is MutexValue and hasattr(value, "_lock") and hasattr(value, "_value")
 
 
 class HistogramWriter:
     """Observes into one histogram child (the child's ``observe``, minus its overhead)."""
 
-    __slots__ = ("_bounds", "_buckets", "_sum", "child")
+    __slots__ = ("_bounds", "_buckets", "_locked", "_sum", "child")
 
     def __init__(self, child: Any) -> None:
         self.child = child
         child._raise_if_not_observable()
         self._bounds: list[float] = list(child._upper_bounds)
-        self._buckets: list[Any] = [writable(bucket) for bucket in child._buckets]
-        self._sum: Any = writable(child._sum)
+        self._buckets: list[Any] = list(child._buckets)
+        self._sum: Any = child._sum
+        #: In-process: the additions are made here, as :class:`LockedValue` makes them.
+        self._locked = all(map(_is_locked, (self._sum, *self._buckets)))
 
     def observe(self, amount: float, exemplar: dict[str, str] | None = None) -> None:
         """Like the child's ``observe``; ``amount`` is a duration or a size (never NaN)."""
         if exemplar:
             self.child.observe(amount, exemplar)
             return
-        self._sum.inc(amount)
+        total = self._sum
         # The first bucket whose upper bound is >= amount, as observe() finds it (the last
         # bound is +Inf, so there always is one).
-        self._buckets[bisect_left(self._bounds, amount)].inc(1)
+        bucket = self._buckets[bisect_left(self._bounds, amount)]
+        if not self._locked:
+            total.inc(amount)
+            bucket.inc(1)
+            return
+        # (Two frames fewer than calling LockedValue.inc twice.)
+        lock = total._lock
+        lock.acquire()
+        try:
+            total._value += amount
+        finally:
+            lock.release()
+        lock = bucket._lock
+        lock.acquire()
+        try:
+            bucket._value += 1
+        finally:
+            lock.release()
 
 
 def value_of(child: Any) -> Any:

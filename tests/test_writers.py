@@ -10,12 +10,13 @@ import json
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from asgi_mcp_metrics.writers import HistogramWriter, value_of
+from asgi_mcp_metrics.writers import HistogramWriter, LockedValue, value_of
 
 BUCKETS = (0.005, 0.01, 0.1, 1.0, 10.0)
 #: Every bound, just below and above each, zero, negatives and far past the last bound.
@@ -94,10 +95,71 @@ def test_value_of_counts_as_inc_and_dec_do() -> None:
     assert registry.get_sample_value("busy", {"way": "inc"}) == 1.0
 
 
+def test_in_process_writes_take_each_values_own_lock() -> None:
+    """An in-process value is added to under the lock its ``inc`` takes: while another holder
+    has it, the write waits, then lands."""
+    registry = CollectorRegistry()
+    counter = Counter("held", "Held.", registry=registry)
+    histogram = Histogram("held_seconds", "Held.", buckets=BUCKETS, registry=registry)
+    calls = value_of(counter)
+    writer = HistogramWriter(histogram)
+    assert isinstance(calls, LockedValue)
+    for value, write in ((counter._value, lambda: calls.inc(1)),
+                         (histogram._sum, lambda: writer.observe(0.05))):
+        started = threading.Event()
+
+        def run(write=write, started=started):  # type: ignore[no-untyped-def]
+            started.set()
+            write()
+
+        with value._lock:
+            thread = threading.Thread(target=run)
+            thread.start()
+            started.wait()
+            thread.join(0.2)
+            assert thread.is_alive()  # waiting for the lock
+            assert value._value == 0.0
+        thread.join()
+    assert registry.get_sample_value("held_total") == 1.0
+    assert registry.get_sample_value("held_seconds_count") == 1.0
+    assert registry.get_sample_value("held_seconds_bucket", {"le": "0.1"}) == 1.0
+    assert registry.get_sample_value("held_seconds_bucket", {"le": "0.01"}) == 0.0
+
+
+def test_writes_from_many_threads_are_all_counted() -> None:
+    registry = CollectorRegistry()
+    calls = value_of(Counter("raced", "Raced.", registry=registry))
+    writer = HistogramWriter(Histogram("raced_seconds", "Raced.", buckets=BUCKETS,
+                                       registry=registry))
+    threads, rounds = 8, 2000
+    barrier = threading.Barrier(threads)
+
+    def run() -> None:
+        barrier.wait()
+        for _ in range(rounds):
+            calls.inc(1)
+            writer.observe(0.5)
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-5)  # threads take turns often
+    try:
+        workers = [threading.Thread(target=run) for _ in range(threads)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+    finally:
+        sys.setswitchinterval(interval)
+    assert registry.get_sample_value("raced_total") == threads * rounds
+    assert registry.get_sample_value("raced_seconds_count") == threads * rounds
+    assert registry.get_sample_value("raced_seconds_sum") == threads * rounds * 0.5
+    assert registry.get_sample_value("raced_seconds_bucket", {"le": "0.1"}) == 0.0
+
+
 MULTIPROCESS_WRITER = """
 import sys
 from prometheus_client import Counter, Gauge, Histogram
-from asgi_mcp_metrics.writers import HistogramWriter, value_of
+from asgi_mcp_metrics.writers import HistogramWriter, LockedValue, value_of
 values = [float(v) for v in sys.argv[2].split(",")]
 child = Histogram("mp_seconds", "M.", ["way"], buckets=(0.005, 0.01, 0.1, 1.0, 10.0)).labels(
     sys.argv[1])
