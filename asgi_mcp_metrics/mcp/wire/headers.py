@@ -24,12 +24,11 @@ _SENTINEL_PREFIX: Final = b"=?base64?"
 _SENTINEL_SUFFIX: Final = b"?="
 _SENTINEL_MIN_LEN: Final = len(_SENTINEL_PREFIX) + len(_SENTINEL_SUFFIX)
 
-_CONTENT_TYPE, _ACCEPT, _VERSION, _METHOD, _NAME, _SESSION, _LAST_EVENT_ID = range(7)
-#: The request headers the metrics read, by name.
-_WANTED: Final = {b"content-type": _CONTENT_TYPE, b"accept": _ACCEPT,
-                  b"mcp-protocol-version": _VERSION, b"mcp-method": _METHOD,
-                  b"mcp-name": _NAME, b"mcp-session-id": _SESSION,
-                  b"last-event-id": _LAST_EVENT_ID}
+#: The request headers the metrics read: name -> field number (its place in what
+#: :func:`read_headers` collects; the first value wins, except ``Accept``'s, which are joined).
+_WANTED: Final = {b"mcp-method": 0, b"mcp-name": 1, b"mcp-protocol-version": 2,
+                  b"mcp-session-id": 3, b"last-event-id": 4, b"content-type": 5, b"accept": 6}
+_ACCEPT: Final = _WANTED[b"accept"]
 _VERSIONS: Final = {version.encode("ascii"): version for version in PROTOCOL_VERSIONS}
 #: ``Mcp-Method`` and ``Mcp-Name`` values seen before, as text: a client names the same few
 #: methods and tools again and again, and a shared string is neither copied per request nor
@@ -111,7 +110,7 @@ def read_headers(headers: Iterable[tuple[bytes, bytes]]) -> RequestHeaders:
     """One pass over an ASGI header list: the values :func:`mcp_request_headers` reads, as a
     plain tuple (see :data:`RequestHeaders`; ``None`` when absent).  The tracker reads every
     MCP request's headers with this, so it makes no object but the tuple."""
-    content_type = accept = version = method = name = session_id = last_event_id = None
+    found: list[bytes | None] = [None] * 7  # by field number
     for key, value in headers:
         if key not in _WANTED:
             # ASGI servers send lowercase names; only pay for lower() when needed.
@@ -120,26 +119,13 @@ def read_headers(headers: Iterable[tuple[bytes, bytes]]) -> RequestHeaders:
             key = key.lower()
             if key not in _WANTED:
                 continue
-        field = _WANTED[key]  # (small integers: compared faster than the names)
-        if field == _CONTENT_TYPE:
-            if content_type is None:
-                content_type = value
+        field = _WANTED[key]
+        first = found[field]
+        if first is None:
+            found[field] = value
         elif field == _ACCEPT:
-            accept = value if accept is None else accept + b", " + value
-        elif field == _VERSION:
-            if version is None:
-                version = value
-        elif field == _METHOD:
-            if method is None:
-                method = value
-        elif field == _NAME:
-            if name is None:
-                name = value
-        elif field == _SESSION:
-            if session_id is None:
-                session_id = value
-        elif last_event_id is None:  # (_LAST_EVENT_ID, the one left)
-            last_event_id = value
+            found[field] = first + b", " + value
+    method, name, version, session_id, last_event_id, content_type, accept = found
     return (
         None if method is None else _SHARED_TEXT.get(method) or _shared_text(method),
         None if name is None else (
