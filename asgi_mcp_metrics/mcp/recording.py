@@ -22,10 +22,11 @@ from .operations import (
     TOOL_DURATION,
     Operation,
 )
-from .wire.vocabulary import OTHER, method_label
+from .wire.vocabulary import METHODS, OTHER, method_label
 
 if TYPE_CHECKING:
     from ..recorder import Recorder
+    from .wire.jsonrpc import IdKey
 
 _SUCCESS: Final = frozenset({OK, INPUT_REQUIRED})
 #: Operation shapes whose children are kept at most.
@@ -61,6 +62,22 @@ class McpRecording:
         self._children: dict[_OperationKey, _OperationChildren] = {}
 
     # -- operations -----------------------------------------------------------------------------
+
+    def new_operation(self, id_key: IdKey | None, method: str, tool: str | None,
+                      prompt: str | None, version: str, transport: str,
+                      started: float) -> Operation:
+        """A request seen going in, as an :class:`Operation` ready for its labels: its method a
+        bounded label value, its tool name kept for a ``tools/call`` (``""`` when it had none),
+        its prompt name for a ``prompts/get``, the identity for a tool call."""
+        is_tool_call = method == "tools/call"
+        # (Positional: id_key, method, tool, prompt, version, transport, identity, started.)
+        return Operation(
+            id_key, method if method in METHODS else OTHER,
+            (tool or "") if is_tool_call else None,
+            prompt if method == "prompts/get" else None,
+            version, transport,
+            self.identity() if is_tool_call and self.identity_on else "",
+            started)
 
     def identity(self) -> str:
         """The current request's identity as a tool-call label value ("" when off)."""

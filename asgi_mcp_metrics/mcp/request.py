@@ -19,8 +19,6 @@ from .wire.jsonrpc import IdKey, Message, Parsed, classify, decode, messages_of,
 from .wire.vocabulary import (
     HANDSHAKE_VERSIONS,
     LEGACY,
-    METHODS,
-    OTHER,
     PROTOCOL_VERSIONS,
     STREAMABLE,
     is_modern,
@@ -222,14 +220,6 @@ class McpRequest(CappedBody):
         elif id_key in operations:
             # Two requests with one id in one message: their answers cannot be told apart.
             self.recording.parse_limit("request_body", "duplicate_id")
-        is_tool_call = method == "tools/call"
-        recording = self.recording
-        # (Positional: id_key, method, tool, prompt, version, transport, identity, started.)
-        operations[id_key] = Operation(
-            id_key, method if method in METHODS else OTHER,
-            (tool or "") if is_tool_call else None,
-            prompt if method == "prompts/get" else None,
-            self.version or version_label(version),
-            STREAMABLE if self.legacy_post_session is None else LEGACY,
-            recording.identity() if is_tool_call and recording.identity_on else "",
-            self.started)
+        operations[id_key] = self.recording.new_operation(
+            id_key, method, tool, prompt, self.version or version_label(version),
+            STREAMABLE if self.legacy_post_session is None else LEGACY, self.started)

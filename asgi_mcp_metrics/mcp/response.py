@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from .operations import outcome_of
 from .wire.body import BoundedBuffer, CappedBody
+from .wire.headers import response_headers
 from .wire.jsonrpc import (
     IdKey,
     Message,
@@ -25,6 +26,7 @@ from .wire.jsonrpc import (
     label_text,
     listed_names,
     messages_of,
+    plain_result,
 )
 from .wire.sse import SSEEvent, SSEParser, legacy_endpoint
 from .wire.vocabulary import LEGACY, version_label
@@ -82,15 +84,10 @@ class McpResponse(CappedBody):
         # Whatever the app has not read of the request by now is not part of its answer.
         if request.body_cap:
             request.stop_reading()
-        content_type = b""
-        for name, value in headers:
-            if not name.islower():
-                name = name.lower()
-            if name == b"content-type":
-                content_type = value.lower()
-            elif name == b"mcp-session-id" and request.http_method == "POST":
-                # (Only a POST's answer can start a session; a GET stream's echoes its own.)
-                self.session_id = value.decode("latin-1")
+        content_type, session_id = response_headers(headers)
+        if session_id is not None and request.http_method == "POST":
+            # (Only a POST's answer can start a session; a GET stream's echoes its own.)
+            self.session_id = session_id.decode("latin-1")
         if 300 <= status < 400:
             return None  # a redirect (e.g. /messages -> /messages/): the request comes again
         if not request.parsed and not request.headers_used:
@@ -215,17 +212,13 @@ class McpResponse(CappedBody):
     def _read(self, data: bytes | str, now: float, where: str) -> None:
         """The answers in a JSON body or an SSE frame's data."""
         value, invalid = decode(data)
-        # One successful answer, as servers send it - a JSON-RPC 2.0 object with an integer or
-        # string id and an object result, no error, no method - is read from its result as it
-        # is needed, with no Message made.  Anything else is classified.
-        if (type(value) is dict and "result" in value and "error" not in value
-                and "method" not in value and value.get("jsonrpc") == "2.0"):
-            result = value["result"]
-            raw = value.get("id")
-            if type(result) is dict and (type(raw) is int or type(raw) is str):
-                self._answer(("int", raw) if type(raw) is int else ("str", raw), now, None,
-                             result)
-                return
+        # One successful answer, as servers send it, is read from its result as it is needed,
+        # with no Message made.  Anything else is classified.
+        answer = plain_result(value)
+        if answer is not None:
+            raw, result = answer
+            self._answer(("int", raw) if type(raw) is int else ("str", raw), now, None, result)
+            return
         self._answers(messages_of(value, invalid), now, where)
 
     def _answers(self, parsed: Parsed, now: float, where: str) -> None:

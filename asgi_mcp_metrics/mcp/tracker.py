@@ -4,8 +4,10 @@ For every request that looks like MCP (a JSON POST, an MCP header, an event stre
 MCP path; see :mod:`.endpoints`) an :class:`~.exchange.McpExchange` tees the request body as the
 app reads it, parses the JSON-RPC messages once the body is complete (:mod:`.request`), and
 matches the answers (a JSON body, SSE frames on the same response, or - legacy HTTP+SSE
-transport - frames on the session's GET stream) by id (:mod:`.response`).  Nothing here blocks,
-buffers past its caps or raises into the app.
+transport - frames on the session's GET stream) by id (:mod:`.response`).  A 2026-07-28 request
+that its headers name is read by a :class:`~.named.NamedCall`, which settles the common exchange
+(one successful JSON answer) itself and hands anything else to a full exchange.  Nothing here
+blocks, buffers past its caps or raises into the app.
 
 How much is read depends on ``mcp_parsing``:
 
@@ -26,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from .endpoints import Endpoints, may_be_mcp, may_open_mcp_stream
 from .exchange import McpExchange
+from .named import NamedCall, is_named
 from .policy import ReadPolicy
 from .recording import McpRecording
 from .sessions import Sessions
@@ -47,8 +50,12 @@ class McpTracker:
         self.recording = McpRecording(recorder, identity_on=(
             settings.identity != "off" or settings.identity_resolver is not None))
         self.sessions = Sessions(self.recording, settings.session_idle_timeout_seconds)
+        #: ``full``: a request its headers name is read by a :class:`~.named.NamedCall` (the
+        #: other modes read no answer, or not all of them, and leave it to the full exchange).
+        self.reads_answers = self.policy.parse_responses
 
-    def observe(self, scope: MutableMapping[str, Any], started: float) -> McpExchange | None:
+    def observe(self, scope: MutableMapping[str, Any],
+                started: float) -> McpExchange | NamedCall | None:
         method = scope["method"]
         # HEAD and OPTIONS (CORS preflight) are never MCP messages, on any path.
         if method != "POST" and method != "GET" and method != "DELETE":
@@ -67,6 +74,8 @@ class McpTracker:
             return None
         if self.sessions.idle:
             self.sessions.sweep(started)
+        if method == "POST" and self.reads_answers and is_named(scope, headers):
+            return NamedCall(self, scope, started, headers, known)
         return McpExchange(self.policy, self.recording, self.sessions, self.endpoints, scope,
                            started, headers, known)
 

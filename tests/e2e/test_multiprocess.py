@@ -18,7 +18,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -100,6 +100,17 @@ class Server:
     def total(self, name: str, **labels: str) -> float:
         return sum(value for (sample, sample_labels), value in self.scrape().items()
                    if sample == name and labels.items() <= dict(sample_labels).items())
+
+    def requests_counted(self, route: str, expected: float) -> float:
+        """The requests counted for ``route``, once they are at least ``expected`` (a worker
+        records a request a moment after its client has the response), or after 30 s."""
+        def count() -> float:
+            return self.total("http_server_request_duration_seconds_count", http_route=route)
+
+        # (Past the deadline, the caller's assertion says what was counted.)
+        with suppress(AssertionError):
+            wait_until(lambda: count() >= expected, timeout=30)
+        return count()
 
     def hold(self, kind: str) -> int:
         """Open one held connection; returns the pid of the worker holding it."""
@@ -202,8 +213,7 @@ def test_workers_merge_and_a_killed_worker_leaves_the_live_gauges(
     with running(server_name, tmp_path / "metrics", tmp_path) as server:
         work = spread(server)
         requests = sum(work.values())
-        assert server.total("http_server_request_duration_seconds_count",
-                            http_route="/work") == requests
+        assert server.requests_counted("/work", requests) == requests
 
         hold_on_every_worker(server, "plain")
         hold_on_every_worker(server, "sse")
@@ -255,7 +265,8 @@ def test_a_previous_runs_files_are_cleared_or_reported(variant: str, tmp_path: P
 
     with running(server_name, directory, tmp_path / "second", script) as second:
         now = sum(spread(second).values())
-        count = second.total("http_server_request_duration_seconds_count", http_route="/work")
+        expected = earlier + now if variant == "uvicorn without emptying" else now
+        count = second.requests_counted("/work", expected)
         log = second.log.read_text()
     if variant == "uvicorn without emptying":
         # The old counts are summed in, and every worker says so.
@@ -285,8 +296,7 @@ def test_django_under_gunicorn(tmp_path: Path) -> None:
             assert httpx.get(f"{server.url}/items/", timeout=10).status_code == 200
             requests += 1
         assert len(writers()) == WORKERS
-        assert server.total("http_server_request_duration_seconds_count",
-                            http_route="/items/") == requests
+        assert server.requests_counted("/items/", requests) == requests
 
         victim = int(sorted(writers())[0].removesuffix(".db"))
         os.kill(victim, signal.SIGKILL)
@@ -295,6 +305,5 @@ def test_django_under_gunicorn(tmp_path: Path) -> None:
         assert server.total("http_server_request_duration_seconds_count",
                             http_route="/items/") == requests
         assert httpx.get(f"{server.url}/items/", timeout=10).status_code == 200
-        assert server.total("http_server_request_duration_seconds_count",
-                            http_route="/items/") == requests + 1
+        assert server.requests_counted("/items/", requests + 1) == requests + 1
         assert server.total("asgi_mcp_metrics_info") == 1

@@ -9,6 +9,7 @@ import pytest
 
 from asgi_mcp_metrics import declared_tools
 from asgi_mcp_metrics.mcp.exchange import McpExchange
+from asgi_mcp_metrics.mcp.named import NamedCall
 from asgi_mcp_metrics.mcp.tracker import McpTracker
 
 
@@ -19,12 +20,13 @@ def _no_declared_tools(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def exchanges(monkeypatch: pytest.MonkeyPatch) -> list[McpExchange]:
-    """Every McpExchange the trackers create, to look at what they still hold afterwards."""
-    seen: list[McpExchange] = []
+def exchanges(monkeypatch: pytest.MonkeyPatch) -> list[McpExchange | NamedCall]:
+    """Every exchange the trackers create (an McpExchange, or a NamedCall), to look at what
+    they still hold afterwards."""
+    seen: list[McpExchange | NamedCall] = []
     original = McpTracker.observe
 
-    def observe(self: McpTracker, scope: Any, started: float) -> McpExchange | None:
+    def observe(self: McpTracker, scope: Any, started: float) -> McpExchange | NamedCall | None:
         exchange = original(self, scope, started)
         if exchange is not None:
             seen.append(exchange)

@@ -13,6 +13,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from asgi_mcp_metrics.mcp.exchange import McpExchange
+from asgi_mcp_metrics.mcp.named import NamedCall
 from tests.asgi import Exchange, total, value
 from tests.helpers import tool_calls
 from tests.mcp.wire_server import (
@@ -101,7 +102,7 @@ async def test_sse_answer_in_one_byte_chunks(registry: CollectorRegistry) -> Non
 
 
 async def test_fifty_megabyte_body(registry: CollectorRegistry,
-                                   exchanges: list[McpExchange]) -> None:
+                                   exchanges: list[McpExchange | NamedCall]) -> None:
     megabyte = b"x" * (1 << 20)
     sizes: list[int] = []
 
@@ -126,7 +127,7 @@ async def test_fifty_megabyte_body(registry: CollectorRegistry,
 
 
 async def test_huge_sse_line_is_capped(registry: CollectorRegistry,
-                                        exchanges: list[McpExchange]) -> None:
+                                        exchanges: list[McpExchange | NamedCall]) -> None:
     line = b"data: " + b"y" * 65536
 
     def handler(body: bytes, scope: dict[str, Any]) -> Reply:
@@ -153,7 +154,7 @@ async def test_huge_json_answer_is_capped(registry: CollectorRegistry) -> None:
 
 @pytest.mark.parametrize("over", [None, "request", "answer"])
 async def test_one_message_bodies_at_and_over_the_caps(registry: CollectorRegistry,
-                                                       exchanges: list[McpExchange],
+                                                       exchanges: list[McpExchange | NamedCall],
                                                        over: str | None) -> None:
     """A body in one ASGI message (the common case, read without a buffer) is read up to its
     cap exactly; one byte more and it is counted as too large, request and answer alike."""
@@ -184,7 +185,7 @@ async def test_one_message_bodies_at_and_over_the_caps(registry: CollectorRegist
 
 
 async def test_sse_stream_cut_mid_frame(registry: CollectorRegistry,
-                                        exchanges: list[McpExchange]) -> None:
+                                        exchanges: list[McpExchange | NamedCall]) -> None:
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         while (await receive()).get("more_body"):
             pass

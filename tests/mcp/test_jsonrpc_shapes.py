@@ -13,6 +13,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from asgi_mcp_metrics.mcp.exchange import McpExchange
+from asgi_mcp_metrics.mcp.named import NamedCall
 from tests.asgi import call, http_scope, total, value
 from tests.helpers import tool_calls
 from tests.mcp.wire_server import (
@@ -77,7 +78,7 @@ async def test_batch_answered_as_sse_frames_in_any_order(registry: CollectorRegi
 
 
 async def test_batch_of_1000_rejected(registry: CollectorRegistry,
-                                      exchanges: list[McpExchange]) -> None:
+                                      exchanges: list[McpExchange | NamedCall]) -> None:
     def handler(body: bytes, scope: dict[str, Any]) -> Reply:
         return json_reply(failure(None, -32602, "Validation error"), 400)
 

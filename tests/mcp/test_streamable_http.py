@@ -14,6 +14,7 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
 from asgi_mcp_metrics.mcp.exchange import McpExchange
+from asgi_mcp_metrics.mcp.named import NamedCall
 from tests.asgi import call, http_scope, total, value
 from tests.helpers import FakeClock, tool_calls
 from tests.mcp.wire_server import (
@@ -241,7 +242,7 @@ async def test_notifications_cancelled_marks_the_request_cancelled(
 
 
 async def test_client_disconnect_before_any_response_is_cancelled(
-        registry: CollectorRegistry, exchanges: list[McpExchange]) -> None:
+        registry: CollectorRegistry, exchanges: list[McpExchange | NamedCall]) -> None:
     async def handler(body: bytes, scope: dict[str, Any]) -> None:
         return None  # like SDK 2.x modern: the client left, the handler was cancelled
 

@@ -19,6 +19,7 @@ from prometheus_client import CollectorRegistry
 
 from asgi_mcp_metrics import MetricsMiddleware
 from asgi_mcp_metrics.mcp.exchange import McpExchange
+from asgi_mcp_metrics.mcp.named import NamedCall
 from asgi_mcp_metrics.mcp.tracker import McpTracker
 from tests.asgi import Exchange, call, http_scope, read_body, total, value
 from tests.helpers import FakeClock
@@ -240,10 +241,19 @@ def assert_idle(registry: CollectorRegistry, mw: MetricsMiddleware) -> None:
     assert tracker_of(mw).sessions.open_count() == 0
 
 
-def assert_released(exchanges: list[McpExchange]) -> None:
+def assert_released(exchanges: list[McpExchange | NamedCall]) -> None:
     """Finished exchanges keep no buffers, parsers or pending requests."""
     assert exchanges
-    for exchange in exchanges:
+    for observed in exchanges:
+        if isinstance(observed, NamedCall):
+            if observed.full is None:
+                # Read by the named call itself: answered, and holding neither body.
+                assert observed.answered
+                assert observed.body is None
+                assert observed.response == ()
+                continue
+            observed = observed.full
+        exchange = observed
         assert exchange.request.body is None
         assert exchange.body is None
         assert exchange.sse is None

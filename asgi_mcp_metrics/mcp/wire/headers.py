@@ -138,6 +138,21 @@ def read_headers(headers: Iterable[tuple[bytes, bytes]]) -> RequestHeaders:
         content_type, accept)
 
 
+def response_headers(headers: Iterable[tuple[bytes, bytes]]) -> tuple[bytes, bytes | None]:
+    """What the MCP metrics read of a response's headers: its ``Content-Type``, lowercase
+    (``b""`` when absent), and its ``Mcp-Session-Id``, raw (``None``); the last value wins."""
+    content_type = b""
+    session_id = None
+    for name, value in headers:
+        if not name.islower():
+            name = name.lower()
+        if name == b"content-type":
+            content_type = value.lower()
+        elif name == b"mcp-session-id":
+            session_id = value
+    return content_type, session_id
+
+
 def _shared_text(value: bytes) -> str:
     """``value`` as latin-1 text, kept in :data:`_SHARED_TEXT` while there is room."""
     text = value.decode("latin-1")

@@ -130,6 +130,19 @@ def decode(data: bytes | bytearray | str) -> tuple[Any, str | None]:
     return value, None
 
 
+def plain_result(value: Any) -> tuple[int | str, dict[str, Any]] | None:
+    """``(id, result)`` of one successful answer as servers send it - a JSON-RPC 2.0 object
+    with an integer or string id and an object result, no error, no method - as :func:`decode`
+    gives it; None for anything else (which :func:`messages_of` classifies)."""
+    if (type(value) is dict and "result" in value and "error" not in value
+            and "method" not in value and value.get("jsonrpc") == "2.0"):
+        result = value["result"]
+        raw = value.get("id")
+        if type(result) is dict and (type(raw) is int or type(raw) is str):
+            return raw, result
+    return None
+
+
 def messages_of(value: Any, invalid: str | None = None) -> Parsed:
     """Classify a payload as :func:`decode` gives it: its value, or why it is not JSON."""
     if invalid is not None:
