@@ -30,6 +30,8 @@ from mcp.server.mcpserver import Context  # noqa: E402
 from mcp_types import InputRequiredResult  # noqa: E402
 
 from asgi_mcp_metrics import MetricsMiddleware  # noqa: E402
+from asgi_mcp_metrics.mcp.named import NamedCall  # noqa: E402
+from asgi_mcp_metrics.mcp.tracker import McpTracker  # noqa: E402
 
 from ..asgi import total, value  # noqa: E402
 from ..helpers import tool_calls  # noqa: E402
@@ -214,10 +216,24 @@ def test_legacy_sse_resynchronises_after_an_oversized_answer(registry: Collector
                  end_reason="client_disconnect") == 1
 
 
-@pytest.mark.parametrize("client_mode", ["2026-07-28", "auto"])
-def test_modern_era(registry: CollectorRegistry, client_mode: str) -> None:
+@pytest.mark.parametrize(("client_mode", "app_options"), [
+    ("2026-07-28", {}), ("auto", {}),
+    # JSON answers: every tools/call and prompts/get is read by a NamedCall (see below).
+    ("2026-07-28", {"json_response": True}),
+])
+def test_modern_era(registry: CollectorRegistry, client_mode: str, app_options: dict[str, Any],
+                    monkeypatch: pytest.MonkeyPatch) -> None:
     modern = "2026-07-28"
-    with running(make_server().streamable_http_app(), registry) as url:
+    observed: list[Any] = []
+    observe = McpTracker.observe
+
+    def spy(self: McpTracker, scope: Any, started: float) -> Any:
+        observer = observe(self, scope, started)
+        observed.append(observer)
+        return observer
+
+    monkeypatch.setattr(McpTracker, "observe", spy)
+    with running(make_server().streamable_http_app(**app_options), registry) as url:
         async def session() -> None:
             async with Client(url + "/mcp", mode=client_mode) as client:
                 await common_calls(client)
@@ -255,6 +271,13 @@ def test_modern_era(registry: CollectorRegistry, client_mode: str) -> None:
         assert discover == (1 if client_mode == "auto" else 0)
         assert total(registry, "mcp_server_protocol_errors_total") == 0
         check_metrics(generate_latest(registry))
+        # Named by their headers: eight tool calls, one prompts/get (and server/discover)
+        # are read by a NamedCall; with JSON answers, each to the end by it (the "ask" round
+        # trip included), not handed to a full exchange.
+        named = [o for o in observed if type(o) is NamedCall]
+        assert len(named) == 9 + (client_mode == "auto")
+        if app_options:
+            assert all(o.full is None and o.answered for o in named)
 
 
 def test_open_sessions_end_with_shutdown(registry: CollectorRegistry) -> None:
