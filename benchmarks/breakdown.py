@@ -52,11 +52,12 @@ def _memoized(module: Any, name: str, key: Callable[[Any], Any] = lambda value: 
 
 
 def _free(part: str) -> None:
-    from asgi_mcp_metrics.mcp import recording, request, response, tracker
+    from asgi_mcp_metrics.mcp import named, recording, request, response, tracker
 
     if part == "decode":
         _memoized(request, "decode")
         _memoized(response, "decode")
+        _memoized(named, "decode")
     elif part == "headers":
         _memoized(tracker, "read_headers", tuple)
     elif part == "recording":
